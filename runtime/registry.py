@@ -65,6 +65,13 @@ DirPath = Annotated[str, IsPath("dir")]
 AnyPath = Annotated[str, IsPath("any")]
 
 
+@dataclass(frozen=True)
+class Deferred:
+    """Marks a field whose node references are *not* computed before the operator runs: the operator
+    receives them symbolically and evaluates them itself, under bindings, with ctx.evaluate (a search
+    objective is evaluated once per trial with that trial's params)."""
+
+
 class _InputFactory:
     def __getitem__(self, types: str | tuple[str, ...]):
         if isinstance(types, str):
@@ -88,6 +95,7 @@ class FieldInfo:
     description: str
     input_types: tuple[str, ...] | None  # set for inputs; for lists of inputs too
     path_kind: str | None  # set for FilePath / DirPath / AnyPath fields
+    deferred: bool  # node references inside are evaluated by the operator (see Deferred)
     is_list: bool
     variadic: bool
     constraints: str  # human text: ">= 1", "in [0, 1]"
@@ -190,6 +198,7 @@ def _describe_fields(op_name: str, params: type[Params]) -> tuple[FieldInfo, ...
                 description=f.description or "",
                 input_types=input_types,
                 path_kind=path_kind,
+                deferred=any(isinstance(m, Deferred) for m in meta),
                 is_list=is_list,
                 variadic=variadic,
                 constraints=_constraints(meta),

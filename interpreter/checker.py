@@ -1,0 +1,330 @@
+"""Meaning: names, kinds, types and params. Syntax tree (all files) -> typed IR (expc.spec.ir).
+
+Every declaration is lowered on demand (forward references are fine; declaration order never
+matters) with a visiting stack that turns a dependency cycle into a diagnostic that shows it.
+Expressions are lowered by expc.interpreter.lowering; this module handles statements.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from expc.interpreter.loader import Loaded
+from expc.interpreter.lowering import ExprLowerer, Typed
+from expc.interpreter import symbolic
+from expc.runtime.registry import Registry
+from expc.spec import ast
+from expc.spec.diagnostics import Collector, Span, did_you_mean
+from expc.spec.ir import Node, ParamDecl, Program, Settings
+from expc.spec.types import KINDS, STATEMENT_KEYWORDS, accepts, describe
+
+
+class Checker:
+    def __init__(self, loaded: Loaded, registry: Registry):
+        self.loaded = loaded
+        self.registry = registry
+        self.diags = Collector()
+        self.decls: dict[str, ast.Decl] = {}
+        self.param_stmts: dict[str, ast.Param] = {}
+        self.params: dict[str, ParamDecl] = {}
+        self.nodes: dict[str, Node] = {}
+        self.values: dict[str, Typed | None] = {}  # decl name -> lowered value (None: failed)
+        self.visiting: list[str] = []
+        self.settings = Settings()
+        self.settings_spans: dict[str, Span] = {}
+        self.lower = ExprLowerer(self)
+
+    # -- entry -------------------------------------------------------------------------------------
+
+    def run(self) -> Program:
+        experiments: list[ast.Experiment] = []
+        for module in self.loaded.modules:
+            for stmt in module.stmts:
+                if isinstance(stmt, ast.Experiment):
+                    experiments.append(stmt)
+                elif isinstance(stmt, (ast.Param, ast.Decl)):
+                    self._declare(stmt)
+        self._settings(experiments)
+        for name in self.param_stmts:
+            self.param(name)
+        for name in self.decls:
+            self.decl_value(name)
+        self._check_param_defaults()
+        main_decls = [n for n in self.decls if n in self.nodes]
+        self.diags.raise_if_errors()
+        return Program(
+            file=self.loaded.main,
+            files=[m.file for m in self.loaded.modules],
+            settings=self.settings,
+            settings_spans=self.settings_spans,
+            params=self.params,
+            nodes=self.nodes,
+            decls=main_decls,
+        )
+
+    def _declare(self, stmt: ast.Param | ast.Decl) -> None:
+        name = stmt.name
+        prev = self.decls.get(name) or self.param_stmts.get(name)
+        if prev is not None:
+            self.diags.error(
+                "E204",
+                f"'{name}' is declared twice",
+                stmt.name_span,
+                notes=[("first declared here", prev.name_span)],
+                hint="give one of them another name",
+            )
+            return
+        if isinstance(stmt, ast.Param):
+            self.param_stmts[name] = stmt
+            return
+        if stmt.kind not in KINDS:
+            hint = did_you_mean(stmt.kind, STATEMENT_KEYWORDS)
+            self.diags.error(
+                "E202",
+                f"unknown statement keyword '{stmt.kind}'",
+                stmt.kind_span,
+                hint=hint or f"statements start with one of: {', '.join(STATEMENT_KEYWORDS)}",
+            )
+            return
+        self.decls[name] = stmt
+
+    # -- experiment settings -----------------------------------------------------------------------
+
+    def _settings(self, experiments: list[ast.Experiment]) -> None:
+        if not experiments:
+            return
+        exp = experiments[-1]  # the main file's, when several files declare one (imports come first)
+        values: dict[str, Any] = {"name": exp.name}
+        spans: dict[str, Span] = {"name": exp.name_span}
+        fields = Settings.model_fields
+        for f in exp.fields:
+            if f.name not in fields or f.name == "name":
+                self.diags.error(
+                    "E402",
+                    f"unknown experiment setting '{f.name}'",
+                    f.name_span,
+                    hint=did_you_mean(f.name, [k for k in fields if k != "name"])
+                    or "settings: " + ", ".join(k for k in fields if k != "name"),
+                )
+                continue
+            typed = self.lower.expr(f.value, owner="experiment")
+            if typed is None:
+                continue
+            if not typed.const:
+                self.diags.error("E301", f"experiment setting '{f.name}' must be a constant", f.value.span)
+                continue
+            values[f.name] = typed.value
+            spans[f.name] = f.value.span
+        try:
+            self.settings = Settings.model_validate(values)
+        except ValidationError as e:
+            self.report_validation(e, spans, exp.span, "experiment")
+        self.settings_spans = spans
+
+    # -- params ------------------------------------------------------------------------------------
+
+    def param(self, name: str) -> ParamDecl | None:
+        if name in self.params:
+            return self.params[name]
+        stmt = self.param_stmts.get(name)
+        if stmt is None:
+            return None
+        if name in self.visiting:
+            self._cycle(name, stmt.name_span)
+            return None
+        self.visiting.append(name)
+        try:
+            typed = self.lower.expr(stmt.expr, owner=name)
+        finally:
+            self.visiting.pop()
+        if typed is None:
+            return None
+        if stmt.searched:
+            if typed.type != "dist":
+                self.diags.error(
+                    "E301",
+                    f"'param {name} ~' needs a distribution, got {typed.type}",
+                    stmt.expr.span,
+                    hint="uniform(lo, hi), loguniform(lo, hi), int(lo, hi) or choice(a, b, ...)",
+                )
+                return None
+            dist = typed.value
+            kind = dist.get("$op")
+            ptype = "int" if kind == "int" else ("any" if kind == "choice" else "number")
+            decl = ParamDecl(name=name, dist=dist, type=ptype, span=stmt.name_span)
+        else:
+            if typed.type in _NODE_TYPES or any(True for _ in symbolic.refs(typed.value)):
+                self.diags.error(
+                    "E301",
+                    f"param '{name}' must be a constant (number, string, bool, list or record), got {typed.type}",
+                    stmt.expr.span,
+                    hint=f"declare it with its kind instead, e.g. 'model {name} = ...'",
+                )
+                return None
+            decl = ParamDecl(name=name, value=typed.value, type=typed.type, span=stmt.name_span)
+        self.params[name] = decl
+        return decl
+
+    def param_default(self, name: str) -> tuple[bool, Any]:
+        """(known, value) of a param outside any search: its value, or its distribution's default."""
+        p = self.params.get(name)
+        if p is None:
+            return False, None
+        if p.dist is not None:
+            default = p.dist.get("default")
+            return (default is not None), default
+        return True, self.resolve_defaults(p.value)
+
+    def resolve_defaults(self, value: Any) -> Any:
+        """Evaluate $param / $arith with defaults; unknown values become _UNKNOWN."""
+
+        def fn(v):
+            if symbolic.is_tagged(v, "$param"):
+                known, d = self.param_default(v["$param"])
+                return d if known else _UNKNOWN
+            if symbolic.is_tagged(v, "$arith"):
+                args = [self.resolve_defaults(a) for a in v["args"]]
+                if any(a is _UNKNOWN for a in args):
+                    return _UNKNOWN
+                try:
+                    return symbolic.arith(v["$arith"], args)
+                except (ZeroDivisionError, TypeError):
+                    return _UNKNOWN
+            return None
+
+        return symbolic.transform(value, fn)
+
+    # -- declarations ------------------------------------------------------------------------------
+
+    def decl_value(self, name: str) -> Typed | None:
+        if name in self.values:
+            return self.values[name]
+        stmt = self.decls[name]
+        if name in self.visiting:
+            self._cycle(name, stmt.name_span)
+            return None
+        self.visiting.append(name)
+        try:
+            typed = self._lower_decl(stmt)
+        finally:
+            self.visiting.pop()
+        self.values[name] = typed
+        return typed
+
+    def _lower_decl(self, stmt: ast.Decl) -> Typed | None:
+        expr = stmt.expr
+        if stmt.block and self.registry.get(stmt.kind) is None:
+            self.diags.error(
+                "E203",
+                f"'{stmt.kind}' has no block form: no operator is named '{stmt.kind}'",
+                stmt.kind_span,
+                hint=f"write '{stmt.kind} {stmt.name} = OPERATOR(...)'; see `expc ops`",
+            )
+            return None
+        if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name):
+            op = self.registry.get(expr.func.id)
+            if op is not None and op.kinds and stmt.kind not in op.kinds and not op.inline:
+                self.diags.error(
+                    "E302",
+                    f"operator '{op.name}' cannot be declared as '{stmt.kind}'; it belongs to "
+                    + ", ".join(sorted(op.kinds)),
+                    stmt.kind_span,
+                    hint=f"write '{sorted(op.kinds)[0]} {stmt.name} = {op.name}(...)'",
+                )
+                return None
+        typed = self.lower.expr(expr, owner=stmt.name, node_id=stmt.name, kind=stmt.kind)
+        if typed is None:
+            return None
+        allowed = KINDS[stmt.kind][0]
+        if not accepts(typed.type, allowed):
+            self.diags.error(
+                "E302",
+                f"'{stmt.kind} {stmt.name}' must be {describe(allowed)}, but its value is {typed.type}",
+                expr.span,
+            )
+            return None
+        return typed
+
+    def _cycle(self, name: str, span: Span) -> None:
+        start = self.visiting.index(name)
+        cycle = self.visiting[start:] + [name]
+        notes = []
+        for n in cycle[1:-1]:
+            s = self.decls.get(n) or self.param_stmts.get(n)
+            if s is not None:
+                notes.append((f"'{n}' is declared here", s.name_span))
+        self.diags.error("E205", "dependency cycle: " + " -> ".join(cycle), span, notes=notes,
+                         hint="a declaration cannot depend on itself")
+
+    def _check_param_defaults(self) -> None:
+        """A node that needs a param with no default is an error unless a search binds that param."""
+        from expc.interpreter.graph import objective_params, params_used
+
+        searched: set[str] = set()
+        for node in self.nodes.values():
+            if node.op == "search":
+                searched |= objective_params(node, self.nodes)
+        for nid in self.decls:
+            node = self.nodes.get(nid)
+            if node is None or node.op == "search":
+                continue
+            for p in sorted(params_used(nid, self.nodes)):
+                decl = self.params.get(p)
+                if decl is not None and not decl.has_default and p not in searched:
+                    self.diags.error(
+                        "E311",
+                        f"'{nid}' needs param '{p}', which has no default and is not searched",
+                        node.span,
+                        hint=f"give it one: uniform(lo, hi, default = ...), or search over '{p}'",
+                        notes=[(f"'{p}' is declared here", decl.span)],
+                    )
+
+    # -- shared helpers (used by lowering) ---------------------------------------------------------
+
+    def add_node(self, node: Node) -> None:
+        self.nodes[node.id] = node
+
+    def fresh_id(self, owner: str, op: str) -> str:
+        base = f"{owner}.{op}"
+        if base not in self.nodes:
+            return base
+        i = 2
+        while f"{base}#{i}" in self.nodes:
+            i += 1
+        return f"{base}#{i}"
+
+    def report_validation(self, err: ValidationError, spans: dict[str, Span], fallback: Span, what: str) -> None:
+        for e in err.errors():
+            loc = [str(x) for x in e.get("loc", ())]
+            key = ".".join(loc)
+            span = None
+            for i in range(len(loc), 0, -1):
+                span = spans.get(".".join(loc[:i]))
+                if span:
+                    break
+            field = loc[0] if loc else ""
+            msg = e.get("msg", "invalid value")
+            if e.get("type") == "missing":
+                self.diags.error("E403", f"{what} is missing the required argument '{field}'", fallback)
+            elif e.get("type") == "extra_forbidden":
+                self.diags.error("E402", f"{what} has no parameter '{field}'", span or fallback)
+            else:
+                got = e.get("input")
+                shown = f" (got {got!r})" if got is not None and not isinstance(got, (dict, list)) else ""
+                self.diags.error("E401", f"invalid value for '{key}' of {what}: {msg}{shown}", span or fallback)
+
+
+class _Unknown:
+    def __repr__(self) -> str:
+        return "<unknown>"
+
+
+_UNKNOWN = _Unknown()
+_NODE_TYPES = {"data", "split", "model", "env", "metric", "search", "poet", "report", "tokenizer"}
+
+
+def check(loaded: Loaded, registry: Registry) -> Program:
+    return Checker(loaded, registry).run()

@@ -1,0 +1,440 @@
+"""Source text -> syntax tree (spec.ast), with friendly, located syntax errors.
+
+Lark LALR with a post-lexer that drops newlines inside brackets and reports unbalanced ones. When a
+file does not parse, every top-level statement is re-parsed on its own so that independent syntax
+errors are all reported in one pass.
+"""
+
+from __future__ import annotations
+
+import ast as pyast
+from functools import lru_cache
+from typing import Iterator
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from expc.spec import ast
+from expc.spec.diagnostics import Collector, CompileError, Diagnostic, Span, did_you_mean
+from expc.spec.types import STATEMENT_KEYWORDS
+
+_OPEN = {"LPAR": "RPAR", "LSQB": "RSQB", "LBRACE": "RBRACE"}
+_CLOSE = {v: k for k, v in _OPEN.items()}
+_SYMBOL = {"LPAR": "(", "RPAR": ")", "LSQB": "[", "RSQB": "]", "LBRACE": "{", "RBRACE": "}"}
+
+# How expected terminals are named in messages.
+_TERMINAL_NAMES = {
+    "NAME": "a name",
+    "INT": "a number",
+    "FLOAT": "a number",
+    "STRING": "a string",
+    "_NL": "end of line",
+    "$END": "end of file",
+    "EQUAL": "'='",
+    "TILDE": "'~'",
+    "COLON": "':'",
+    "COMMA": "','",
+    "DOT": "'.'",
+    "PLUS": "'+'",
+    "MINUS": "'-'",
+    "STAR": "'*'",
+    "SLASH": "'/'",
+    "TRUE": "'true'",
+    "FALSE": "'false'",
+    **{k: f"'{v}'" for k, v in _SYMBOL.items()},
+}
+
+
+class _SyntaxIssue(Exception):
+    def __init__(self, diag: Diagnostic):
+        self.diag = diag
+
+
+class _BracketPostLex:
+    """Drops newlines inside brackets; reports a closing bracket that does not match its opener."""
+
+    always_accept = ("_NL",)
+
+    def __init__(self, file: str):
+        self.file = file
+        self.stack: list[Token] = []
+
+    def process(self, stream: Iterator[Token]) -> Iterator[Token]:
+        self.stack = stack = []  # read by _describe: an error inside an unclosed bracket says so
+        for tok in stream:
+            if tok.type in _OPEN:
+                stack.append(tok)
+            elif tok.type in _CLOSE:
+                if not stack:
+                    raise _SyntaxIssue(
+                        Diagnostic("E103", f"unmatched '{tok.value}': no bracket is open here", _tok_span(self.file, tok))
+                    )
+                opener = stack.pop()
+                if _OPEN[opener.type] != tok.type:
+                    raise _SyntaxIssue(
+                        Diagnostic(
+                            "E103",
+                            f"'{tok.value}' does not match the '{opener.value}' opened at line {opener.line}",
+                            _tok_span(self.file, tok),
+                            hint=f"close it with '{_SYMBOL[_OPEN[opener.type]]}'",
+                            notes=(("the bracket opened here", _tok_span(self.file, opener)),),
+                        )
+                    )
+            elif tok.type == "_NL" and stack:
+                continue
+            yield tok
+        if stack:
+            opener = stack[-1]
+            raise _SyntaxIssue(
+                Diagnostic(
+                    "E103",
+                    f"'{opener.value}' is never closed",
+                    _tok_span(self.file, opener),
+                    hint=f"add '{_SYMBOL[_OPEN[opener.type]]}'",
+                )
+            )
+
+
+def _tok_span(file: str, tok: Token) -> Span:
+    end_line = tok.end_line or tok.line
+    end_col = tok.end_column or (tok.column + len(tok.value))
+    return Span(file, tok.line, tok.column, end_line, end_col)
+
+
+@lru_cache(maxsize=None)
+def _grammar() -> str:
+    from importlib.resources import files
+
+    return (files("expc.spec") / "grammar.lark").read_text(encoding="utf-8")
+
+
+class _LarkParser:
+    """One LALR parser built once per process (building the tables is the slow part); the post-lexer's
+    file name and the comment sink are reset for each parse. Not thread-safe, like the CLI."""
+
+    def __init__(self) -> None:
+        self.postlex = _BracketPostLex("<input>")
+        self.comments: list[Token] = []
+        self.lark = Lark(
+            _grammar(),
+            parser="lalr",
+            lexer="contextual",
+            propagate_positions=True,
+            maybe_placeholders=False,
+            postlex=self.postlex,
+            lexer_callbacks={"COMMENT": self._comment},
+        )
+
+    def _comment(self, tok: Token) -> Token:
+        self.comments.append(tok)
+        return tok
+
+    def parse(self, text: str, file: str, comments: list[Token]):
+        self.postlex.file = file
+        self.comments = comments
+        return self.lark.parse(text)
+
+
+@lru_cache(maxsize=1)
+def _lark() -> _LarkParser:
+    return _LarkParser()
+
+
+class _ToAst(Transformer):
+    def __init__(self, file: str):
+        super().__init__()
+        self.file = file
+
+    def _span(self, meta) -> Span:
+        return Span(self.file, meta.line, meta.column, meta.end_line, meta.end_column)
+
+    def _tspan(self, tok: Token) -> Span:
+        return _tok_span(self.file, tok)
+
+    # -- statements
+    @v_args(meta=True)
+    def start(self, meta, items):
+        return list(items)
+
+    @v_args(meta=True)
+    def experiment(self, meta, items):
+        name, *fields = items
+        return ast.Experiment(str(name), tuple(fields), self._tspan(name), self._span(meta))
+
+    @v_args(meta=True)
+    def import_stmt(self, meta, items):
+        (tok,) = items
+        return ast.Import(_unescape(tok, self.file), self._tspan(tok), self._span(meta))
+
+    @v_args(meta=True)
+    def param_set(self, meta, items):
+        name, expr = items
+        return ast.Param(str(name), expr, False, self._tspan(name), self._span(meta))
+
+    @v_args(meta=True)
+    def param_search(self, meta, items):
+        name, expr = items
+        return ast.Param(str(name), expr, True, self._tspan(name), self._span(meta))
+
+    @v_args(meta=True)
+    def decl(self, meta, items):
+        kind, name, expr = items
+        return ast.Decl(str(kind), str(name), expr, False, self._tspan(kind), self._tspan(name), self._span(meta))
+
+    @v_args(meta=True)
+    def block(self, meta, items):
+        kind, name, *fields = items
+        span = self._span(meta)
+        call = ast.Call(ast.Name(str(kind), self._tspan(kind)), (), tuple(fields), span)
+        return ast.Decl(str(kind), str(name), call, True, self._tspan(kind), self._tspan(name), span)
+
+    @v_args(meta=True)
+    def field(self, meta, items):
+        name, value = items
+        return ast.Kwarg(str(name), value, self._tspan(name), self._span(meta))
+
+    kwarg = field
+
+    # -- expressions
+    def _bin(op):
+        @v_args(meta=True)
+        def f(self, meta, items):
+            left, right = items
+            return ast.BinOp(op, left, right, self._span(meta))
+
+        return f
+
+    add, sub, mul, div = _bin("+"), _bin("-"), _bin("*"), _bin("/")
+
+    @v_args(meta=True)
+    def neg(self, meta, items):
+        return ast.Neg(items[0], self._span(meta))
+
+    @v_args(meta=True)
+    def member(self, meta, items):
+        obj, name = items
+        return ast.Member(obj, str(name), self._tspan(name), self._span(meta))
+
+    @v_args(meta=True)
+    def call(self, meta, items):
+        func, *args = items
+        pos = tuple(a for a in args if not isinstance(a, ast.Kwarg))
+        kws = tuple(a for a in args if isinstance(a, ast.Kwarg))
+        seen_kw = False
+        for a in args:
+            if isinstance(a, ast.Kwarg):
+                seen_kw = True
+            elif seen_kw:
+                raise _SyntaxIssue(
+                    Diagnostic(
+                        "E104",
+                        "a positional argument cannot follow a keyword argument",
+                        a.span,
+                        hint="move it before the keyword arguments, or name it",
+                    )
+                )
+        return ast.Call(func, pos, kws, self._span(meta))
+
+    def int(self, items):
+        (tok,) = items
+        return ast.Int(int(tok), str(tok), self._tspan(tok))
+
+    def float(self, items):
+        (tok,) = items
+        return ast.Float(float(tok), str(tok), self._tspan(tok))
+
+    def string(self, items):
+        (tok,) = items
+        return ast.Str(_unescape(tok, self.file), str(tok), self._tspan(tok))
+
+    @v_args(meta=True)
+    def true(self, meta, items):
+        return ast.Bool(True, self._span(meta))
+
+    @v_args(meta=True)
+    def false(self, meta, items):
+        return ast.Bool(False, self._span(meta))
+
+    @v_args(meta=True)
+    def none(self, meta, items):
+        return ast.NoneLit(self._span(meta))
+
+    def name(self, items):
+        (tok,) = items
+        return ast.Name(str(tok), self._tspan(tok))
+
+    @v_args(meta=True)
+    def list(self, meta, items):
+        return ast.ListExpr(tuple(items), self._span(meta))
+
+    @v_args(meta=True)
+    def record(self, meta, items):
+        return ast.RecordExpr(tuple(items), self._span(meta))
+
+    @v_args(meta=True)
+    def rfield(self, meta, items):
+        key, value = items
+        quoted = key.type == "STRING"
+        k = _unescape(key, self.file) if quoted else str(key)
+        return ast.RecordField(k, value, self._tspan(key), self._span(meta), quoted)
+
+
+def _unescape(tok: Token, file: str) -> str:
+    try:
+        value = pyast.literal_eval(str(tok))
+    except (ValueError, SyntaxError):
+        raise _SyntaxIssue(Diagnostic("E102", f"invalid escape in string {tok}", _tok_span(file, tok)))
+    if not isinstance(value, str):  # pragma: no cover - the STRING regex only admits strings
+        raise _SyntaxIssue(Diagnostic("E102", "not a string", _tok_span(file, tok)))
+    return value
+
+
+def parse(text: str, file: str = "<input>") -> ast.Module:
+    """Parse one file; raise CompileError with every syntax error found."""
+    comments: list[Token] = []
+    try:
+        stmts = _parse_chunk(text, file, comments)
+    except _SyntaxIssue as first:
+        diags = _recover(text, file) or [first.diag]
+        raise CompileError(diags) from None
+    lines = text.split("\n")
+    blank = frozenset(i + 1 for i, line in enumerate(lines) if not line.strip())
+    cmts = tuple(
+        ast.Comment(str(c), c.line, c.column, not lines[c.line - 1][: c.column - 1].strip()) for c in comments
+    )
+    return ast.Module(file, tuple(stmts), cmts, blank)
+
+
+def _parse_chunk(text: str, file: str, comments: list[Token]) -> list:
+    try:
+        tree = _lark().parse(text, file, comments)
+        return _ToAst(file).transform(tree)
+    except VisitError as e:
+        if isinstance(e.orig_exc, _SyntaxIssue):
+            raise e.orig_exc from None
+        raise
+    except UnexpectedInput as e:
+        raise _SyntaxIssue(_describe(e, text, file)) from None
+
+
+def _describe_token(tok: Token) -> str:
+    if tok.type == "$END":
+        return "end of file"
+    if tok.type == "_NL":
+        return "end of line"
+    if tok.type == "NAME":
+        return f"name '{tok}'"
+    if tok.type in ("INT", "FLOAT"):
+        return f"number {tok}"
+    if tok.type == "STRING":
+        return f"string {tok}"
+    return f"'{tok}'"
+
+
+def _expected(names) -> str:
+    readable = sorted({_TERMINAL_NAMES.get(n, n.lower()) for n in names})
+    if not readable:
+        return "something else"
+    if len(readable) > 6:
+        return "an expression or a statement"  # the full set is noise
+    return " or ".join(readable) if len(readable) <= 2 else ", ".join(readable[:-1]) + " or " + readable[-1]
+
+
+def _describe(e: UnexpectedInput, text: str, file: str) -> Diagnostic:
+    if isinstance(e, UnexpectedCharacters):
+        ch = text[e.pos_in_stream] if e.pos_in_stream < len(text) else ""
+        if ch == '"':
+            line_text = text.split("\n")[e.line - 1]
+            return Diagnostic(
+                "E102",
+                "unterminated string",
+                Span(file, e.line, e.column, e.line, len(line_text) + 1),
+                hint="close it with '\"' on the same line (strings cannot span lines; use \\n)",
+            )
+        return Diagnostic("E101", f"unexpected character {ch!r}", Span.point(file, e.line, e.column))
+    if isinstance(e, UnexpectedToken):
+        tok = e.token
+        if tok.type == "$END":
+            lines = text.split("\n")
+            span = Span.point(file, len(lines), len(lines[-1]) + 1)
+        else:
+            span = _tok_span(file, tok)
+            if tok.type == "_NL":
+                span = Span.point(file, tok.line, tok.column)
+        expected = set(e.expected or ())
+        stack = _lark().postlex.stack
+        if stack and tok.type == "NAME" and tok.column == 1 and tok.line > stack[-1].line:
+            opener = stack[-1]
+            return Diagnostic(
+                "E103",
+                f"'{opener.value}' opened at line {opener.line} is not closed before {_describe_token(tok)} "
+                f"at line {tok.line}",
+                _tok_span(file, opener),
+                hint=f"add '{_SYMBOL[_OPEN[opener.type]]}'",
+                notes=((f"found {_describe_token(tok)} here", span),),
+            )
+        message = f"unexpected {_describe_token(tok)}; expected {_expected(expected)}"
+        return Diagnostic("E100", message, span, hint=_hint_for(tok, expected, text))
+    if isinstance(e, UnexpectedEOF):  # pragma: no cover - LALR reports UnexpectedToken($END)
+        return Diagnostic("E100", "unexpected end of file", None)
+    return Diagnostic("E100", str(e).splitlines()[0], None)  # pragma: no cover
+
+
+def _hint_for(tok: Token, expected: set[str], text: str) -> str | None:
+    line = text.split("\n")[tok.line - 1] if tok.line else ""
+    words = line.split()
+    if tok.type == "EQUAL" and len(words) >= 2 and words[1].startswith("="):
+        return f"a statement starts with a keyword: did you mean 'param {words[0]} = ...'?"
+    if tok.type in ("NAME", "INT", "FLOAT", "STRING") and "EQUAL" in expected and "LBRACE" in expected:
+        return "a declaration is 'KIND NAME = EXPR' or 'KIND NAME { FIELD = EXPR ... }'"
+    if tok.type == "NAME" and expected <= {"_NL", "$END", "PLUS", "MINUS", "STAR", "SLASH", "DOT", "LPAR"}:
+        return "one statement per line: start a new line before it"
+    if tok.type == "NAME" and words and words[0] not in STATEMENT_KEYWORDS and tok.column == 1:
+        return did_you_mean(str(tok), STATEMENT_KEYWORDS)
+    return None
+
+
+def _statement_chunks(text: str) -> list[tuple[int, str]]:
+    """Split text into top-level statements (start line, text), tracking brackets, strings, comments."""
+    chunks: list[tuple[int, str]] = []
+    depth = 0
+    start = 0
+    line = 1
+    start_line = 1
+    i = 0
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if c == '"':
+            i += 1
+            while i < n and text[i] not in '"\n':
+                i += 2 if text[i] == "\\" else 1
+            if i < n and text[i] == "\n":
+                continue
+        elif c == "#":
+            while i < n and text[i] != "\n":
+                i += 1
+            continue
+        elif c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth = max(0, depth - 1)
+        elif c == "\n":
+            line += 1
+            if depth == 0:
+                chunks.append((start_line, text[start:i]))
+                start, start_line = i + 1, line
+        i += 1
+    chunks.append((start_line, text[start:]))
+    return [(ln, t) for ln, t in chunks if t.strip() and not t.strip().startswith("#") or "#" not in t and t.strip()]
+
+
+def _recover(text: str, file: str) -> list[Diagnostic]:
+    """Parse each top-level statement alone so every independent syntax error is reported."""
+    diags: list[Diagnostic] = []
+    for start_line, chunk in _statement_chunks(text):
+        try:
+            _parse_chunk("\n" * (start_line - 1) + chunk, file, [])
+        except _SyntaxIssue as issue:
+            diags.append(issue.diag)
+    return diags
