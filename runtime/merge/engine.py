@@ -1,0 +1,334 @@
+"""Streaming execution of a merge: headers checked, then tensor by tensor read -> compute -> write.
+
+A reader thread fills a small ring of buffers with the next tensor (or chunk of a tensor) of every
+operand the program needs (os.preadv from the page cache; pinned memory on CUDA so the copy to the
+device is asynchronous) while the main thread computes the current one and appends it to the output
+shard. Elementwise programs (linear combinations, casts, products) run in fixed-size chunks, so the
+working set stays in the CPU cache and peak memory does not depend on tensor or model size; TIES,
+DARE and SLERP need a whole tensor (its magnitude ranking, norm or mask), so they load one tensor of
+each operand at a time. Tensors that a program copies unchanged (a where() branch, non-float
+buffers) are copied as bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import shutil
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from expc.runtime.api import OpError
+from expc.runtime.merge.compile import compile_lin
+from expc.runtime.merge.expr import (
+    Leaf,
+    Lin,
+    coefficient_warnings,
+    describe,
+    is_elementwise,
+    output_cast,
+    parse,
+    specialize,
+)
+from expc.runtime.merge.modeldir import WEIGHT_SUFFIXES, Operand, check_compatible, load_operand
+from expc.runtime.merge.safetensors_io import (
+    DTYPE_NAMES,
+    DTYPE_OF_ST,
+    DTYPE_SIZES,
+    INDEX_NAME,
+    OutSpec,
+    ShardedWriter,
+    TensorInfo,
+    read_into,
+)
+from expc.runtime.values import ModelDir
+
+DEFAULT_SHARD_BYTES = 2 * 1024**3
+CHUNK_ELEMS = {"cpu": 1 << 20, "cuda": 1 << 24}
+QUEUE_DEPTH = 2
+
+TORCH_DTYPES = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+    "BOOL": torch.bool,
+}  # fmt: skip
+
+
+@dataclass
+class Task:
+    """One output tensor: `copy` (bytes of operand `source`), `chunk` (elementwise) or `whole`."""
+
+    name: str
+    shape: tuple[int, ...]
+    out_dtype: str  # safetensors name
+    kind: str
+    lin: Lin | None = None
+    source: int = 0
+    inputs: dict[int, TensorInfo] = field(default_factory=dict)
+
+    @property
+    def numel(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+
+def run_algebra(
+    models: list[Any],
+    expr: dict,
+    ctx,
+    *,
+    fields: list[str] | None = None,
+    max_shard_bytes: int = DEFAULT_SHARD_BYTES,
+    chunk_elems: int | None = None,
+) -> ModelDir:
+    """Evaluate the merge expression `expr` over `models` (ModelDir values or directories) into ctx.out_dir."""
+    fields = fields or [f"models.{i}" for i in range(len(models))]
+    if not models:
+        raise OpError("a merge needs at least one model", field="expr")
+    lin = parse(expr, len(models))
+    body, cast_dtype = output_cast(lin)
+    for msg in coefficient_warnings(lin):
+        ctx.warn(msg, field="expr")
+
+    operands = [load_operand(Path(getattr(m, "path", m)), fields[i]) for i, m in enumerate(models)]
+    check_compatible(operands)
+    tasks, hits = plan_tasks(body, operands, cast_dtype)
+    for pattern, n in hits.items():
+        if n == 0:
+            ctx.warn(f'where("{pattern}", ...) matches no tensor of the models: its second argument is used everywhere',
+                     field="expr")  # fmt: skip
+
+    device = "cuda" if getattr(ctx, "device", "cpu") == "cuda" and torch.cuda.is_available() else "cpu"
+    out = Path(ctx.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    specs = [OutSpec(t.name, t.out_dtype, t.shape) for t in tasks]
+    writer = ShardedWriter(out, specs, max_shard_bytes, metadata={"expc": "merge"})
+    try:
+        execute(tasks, writer, device, chunk_elems or CHUNK_ELEMS[device], ctx)
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    dtype = _write_metadata(out, operands[0], specs, describe(body), cast_dtype)
+    return ModelDir(
+        path=out,
+        architecture=operands[0].architecture,
+        dtype=dtype,
+        n_params=sum(t.numel for t in tasks),
+    )
+
+
+def plan_tasks(body: Lin, operands: list[Operand], cast_dtype: str | None) -> tuple[list[Task], dict[str, int]]:
+    """One task per tensor of the first operand, in its storage order (sequential reads)."""
+    names = [o.by_name() for o in operands]
+    hits: dict[str, int] = {}
+    tasks = []
+    for t in operands[0].tensors:
+        if not t.is_float:  # integer / bool buffers are not merged: the first model's are kept
+            tasks.append(Task(t.name, t.shape, t.dtype, "copy", source=0, inputs={0: t}))
+            continue
+        lin = specialize(body, t.name, hits)
+        out_dtype = DTYPE_NAMES[cast_dtype] if cast_dtype else t.dtype
+        leaf = lin.single
+        if isinstance(leaf, Leaf) and names[leaf.index][t.name].dtype == out_dtype:
+            src = names[leaf.index][t.name]
+            tasks.append(Task(t.name, t.shape, out_dtype, "copy", source=leaf.index, inputs={leaf.index: src}))
+            continue
+        kind = "chunk" if is_elementwise(lin) else "whole"
+        inputs = {i: names[i][t.name] for i in sorted(lin.leaves())}
+        tasks.append(Task(t.name, t.shape, out_dtype, kind, lin=lin, inputs=inputs))
+    return tasks, hits
+
+
+# ------------------------------------------------------------------------------------------- execute
+
+
+@dataclass
+class Item:
+    task: Task
+    start: int  # element offset (bytes for copies)
+    stop: int
+    raw: dict[int, torch.Tensor]  # operand -> uint8 buffer holding the stored bytes
+
+
+class _Reader(threading.Thread):
+    """Produces Items in order into a bounded queue, reusing a ring of buffers."""
+
+    def __init__(self, tasks: list[Task], chunk_elems: int, pin: bool):
+        super().__init__(daemon=True, name="expc-merge-reader")
+        self.tasks, self.chunk_elems, self.pin = tasks, chunk_elems, pin
+        self.q: queue.Queue = queue.Queue(maxsize=QUEUE_DEPTH)
+        self.stop = threading.Event()
+        # Item k uses ring slot k % R; R = depth + 2 so a slot is refilled only after its item is done.
+        self.ring: list[dict[int, torch.Tensor]] = [{} for _ in range(QUEUE_DEPTH + 2)]
+        self.fds: dict[Path, int] = {}
+
+    def _fd(self, path: Path) -> int:
+        import os
+
+        if path not in self.fds:
+            self.fds[path] = os.open(path, os.O_RDONLY)
+        return self.fds[path]
+
+    def _slot_buf(self, slot: int, j: int, nbytes: int) -> torch.Tensor:
+        buf = self.ring[slot].get(j)
+        if buf is None or buf.numel() < nbytes:
+            buf = torch.empty(max(nbytes, self.chunk_elems * 4), dtype=torch.uint8, pin_memory=self.pin)
+            self.ring[slot][j] = buf
+        return buf[:nbytes]
+
+    def _read(self, info: TensorInfo, start: int, nbytes: int, buf: torch.Tensor) -> None:
+        read_into(self._fd(info.file), buf.numpy(), info.offset + start)
+
+    def items(self):
+        k = 0
+        for t in self.tasks:
+            if t.kind == "copy":
+                info = t.inputs[t.source]
+                step = self.chunk_elems * 4
+                for s in range(0, max(info.nbytes, 1), step):
+                    n = min(step, info.nbytes - s)
+                    buf = self._slot_buf(k % len(self.ring), t.source, n)
+                    self._read(info, s, n, buf)
+                    yield Item(t, s, s + n, {t.source: buf})
+                    k += 1
+            elif t.kind == "chunk":
+                for s in range(0, max(t.numel, 1), self.chunk_elems):
+                    e = min(s + self.chunk_elems, t.numel)
+                    raw = {}
+                    for j, info in t.inputs.items():
+                        size = DTYPE_SIZES[info.dtype]
+                        buf = self._slot_buf(k % len(self.ring), j, (e - s) * size)
+                        self._read(info, s * size, (e - s) * size, buf)
+                        raw[j] = buf
+                    yield Item(t, s, e, raw)
+                    k += 1
+            else:
+                raw = {}
+                for j, info in t.inputs.items():
+                    buf = torch.empty(info.nbytes, dtype=torch.uint8)
+                    self._read(info, 0, info.nbytes, buf)
+                    raw[j] = buf
+                yield Item(t, 0, t.numel, raw)
+                k += 1
+
+    def run(self):
+        import os
+
+        try:
+            for item in self.items():
+                while not self.stop.is_set():
+                    try:
+                        self.q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if self.stop.is_set():
+                    return
+            self.q.put(None)
+        except BaseException as e:  # handed to the main thread, which raises it
+            self.q.put(e)
+        finally:
+            for fd in self.fds.values():
+                os.close(fd)
+            self.fds.clear()
+
+
+def _as_bytes(t: torch.Tensor):
+    t = t.contiguous()
+    if t.dtype in (torch.bfloat16, torch.float16):
+        t = t.view(torch.int16)
+    elif t.dtype == torch.bool:
+        t = t.view(torch.uint8)
+    return t.numpy()
+
+
+def execute(tasks: list[Task], writer: ShardedWriter, device: str, chunk_elems: int, ctx) -> None:
+    total = sum(OutSpec(t.name, t.out_dtype, t.shape).nbytes for t in tasks)
+    advance = ctx.progress(total, "merge") if hasattr(ctx, "progress") else (lambda n: None)
+    reader = _Reader(tasks, chunk_elems, pin=(device == "cuda"))
+    reader.start()
+    try:
+        while True:
+            item = reader.q.get()
+            if item is None:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            ctx.check_cancelled()
+            t = item.task
+            if t.kind == "copy":
+                data = item.raw[t.source]
+                writer.write(t.name, data.numpy())
+                advance(data.numel())
+                continue
+            out = _compute(item, device)
+            if not bool(torch.isfinite(out).all()):
+                bad = int((~torch.isfinite(out)).sum())
+                raise OpError(
+                    f"tensor {t.name!r} of the merged model has {bad} NaN or infinite value(s)",
+                    field="expr",
+                    hint="a division by a near-zero weight, an overflow of the output dtype, or NaN in an input",
+                )
+            if out.device.type != "cpu":
+                out = out.cpu()
+            data = _as_bytes(out)
+            writer.write(t.name, data)
+            advance(data.nbytes)
+    finally:
+        reader.stop.set()
+        while reader.is_alive():
+            try:
+                reader.q.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        reader.join()
+
+
+def _compute(item: Item, device: str) -> torch.Tensor:
+    t = item.task
+    out_dtype = TORCH_DTYPES[t.out_dtype]
+    shape = t.shape if t.kind == "whole" else (item.stop - item.start,)
+    x = {}
+    for j, raw in item.raw.items():
+        v = raw.view(TORCH_DTYPES[t.inputs[j].dtype]).view(shape)
+        if device != "cpu":
+            v = v.to(device, non_blocking=True)
+        x[j] = v if v.dtype == torch.float32 else v.float()
+    if not t.lin.terms:  # everything cancelled: a constant tensor
+        out = torch.full(shape, t.lin.const, dtype=torch.float32, device=device)
+    else:
+        try:
+            out = compile_lin(t.lin)(x, t.name)
+        except ValueError as e:
+            raise OpError(f"tensor {t.name!r}: {e}", field="expr") from None
+    return out if out_dtype == torch.float32 else out.to(out_dtype)
+
+
+# ----------------------------------------------------------------------------------------- metadata
+
+
+def _write_metadata(out: Path, first: Operand, specs: list[OutSpec], expression: str, cast_dtype) -> str:
+    """config.json (dtype updated), tokenizer and generation files of the first operand, merge.json."""
+    counts = Counter(s.dtype for s in specs if s.dtype in DTYPE_OF_ST)
+    dtype = DTYPE_OF_ST[counts.most_common(1)[0][0]] if counts else "float32"
+    config = dict(first.config)
+    keys = [k for k in ("torch_dtype", "dtype") if k in config] or ["torch_dtype"]
+    for k in keys:
+        config[k] = dtype
+    (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    for p in sorted(first.path.iterdir()):
+        if not p.is_file() or p.name in ("config.json", INDEX_NAME, "merge.json") or p.suffix in WEIGHT_SUFFIXES:
+            continue
+        shutil.copyfile(p, out / p.name)
+    (out / "merge.json").write_text(
+        json.dumps({"expression": expression, "dtype": cast_dtype or "as the first model"}, indent=2) + "\n"
+    )
+    return dtype
