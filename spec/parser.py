@@ -8,6 +8,7 @@ errors are all reported in one pass.
 from __future__ import annotations
 
 import ast as pyast
+import warnings
 from functools import lru_cache
 from typing import Iterator
 
@@ -281,8 +282,10 @@ class _ToAst(Transformer):
 
 def _unescape(tok: Token, file: str) -> str:
     try:
-        value = pyast.literal_eval(str(tok))
-    except (ValueError, SyntaxError):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # Python only warns about an unknown escape such as "\q"
+            value = pyast.literal_eval(str(tok))
+    except (ValueError, SyntaxError, Warning):
         raise _SyntaxIssue(Diagnostic("E102", f"invalid escape in string {tok}", _tok_span(file, tok)))
     if not isinstance(value, str):  # pragma: no cover - the STRING regex only admits strings
         raise _SyntaxIssue(Diagnostic("E102", "not a string", _tok_span(file, tok)))
@@ -432,9 +435,12 @@ def _statement_chunks(text: str) -> list[tuple[int, str]]:
 def _recover(text: str, file: str) -> list[Diagnostic]:
     """Parse each top-level statement alone so every independent syntax error is reported."""
     diags: list[Diagnostic] = []
+    last_line = text.count("\n") + 1
     for start_line, chunk in _statement_chunks(text):
+        # keep the newline that ends the statement, so an error there says "end of line", not "end of file"
+        end = "\n" if start_line + chunk.count("\n") < last_line else ""
         try:
-            _parse_chunk("\n" * (start_line - 1) + chunk, file, [])
+            _parse_chunk("\n" * (start_line - 1) + chunk + end, file, [])
         except _SyntaxIssue as issue:
             diags.append(issue.diag)
     return diags
