@@ -1,0 +1,5 @@
+import sys
+
+from expc.cli import main
+
+sys.exit(main())

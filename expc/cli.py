@@ -1,0 +1,360 @@
+"""The `expc` command line. Exit codes: 0 ok, 1 check/run errors, 2 usage errors.
+
+Every command goes through expc.interpreter.compiler.compile (or Session.open, which calls it), and every
+problem reaches the user as rendered diagnostics, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from expc.spec.diagnostics import CompileError, Diagnostic, SourceCache, render
+
+EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    pass
+
+
+def _print_diags(diags: list[Diagnostic], sources: SourceCache | None, as_json: bool = False) -> None:
+    if as_json:
+        print(json.dumps({"diagnostics": [d.to_json() for d in diags]}, indent=2))
+    else:
+        print(render(diags, sources), file=sys.stderr)
+
+
+# -- commands ----------------------------------------------------------------------------------------
+
+
+def cmd_check(args) -> int:
+    from expc.interpreter.compiler import compile
+
+    all_diags: list[Diagnostic] = []
+    sources = SourceCache()
+    summaries = []
+    for f in args.files:
+        try:
+            c = compile(f, sources=sources)
+            summaries.append({"file": f, "nodes": len(c.program.nodes), "params": len(c.program.params)})
+        except CompileError as e:
+            all_diags.extend(e.diagnostics)
+    errors = [d for d in all_diags if d.severity == "error"]
+    if args.json:
+        print(json.dumps({"ok": not errors, "files": summaries, "diagnostics": [d.to_json() for d in all_diags]},
+                         indent=2))
+    else:
+        if all_diags:
+            _print_diags(all_diags, sources)
+        for s in summaries:
+            print(f"{s['file']}: ok ({s['nodes']} nodes, {s['params']} params)")
+    return EXIT_ERRORS if errors else EXIT_OK
+
+
+def cmd_fmt(args) -> int:
+    from expc.spec.printer import format_source
+
+    changed = []
+    sources = SourceCache()
+    diags: list[Diagnostic] = []
+    for f in args.files:
+        path = Path(f)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as e:
+            raise UsageError(f"cannot read {f}: {e.strerror}")
+        sources.add(f, text)
+        try:
+            out = format_source(text, f)
+        except CompileError as e:
+            diags.extend(e.diagnostics)
+            continue
+        if out != text:
+            changed.append(f)
+            if not args.check:
+                path.write_text(out, encoding="utf-8")
+    if diags:
+        _print_diags(diags, sources)
+        return EXIT_ERRORS
+    if args.check:
+        for f in changed:
+            print(f"would reformat {f}")
+        return EXIT_ERRORS if changed else EXIT_OK
+    for f in changed:
+        print(f"reformatted {f}")
+    return EXIT_OK
+
+
+def cmd_graph(args) -> int:
+    from expc.interpreter.compiler import compile
+    from expc.interpreter.render_graph import to_dot, to_mermaid
+
+    c = compile(args.file)
+    print(to_dot(c.program) if args.format == "dot" else to_mermaid(c.program))
+    return EXIT_OK
+
+
+def cmd_export(args) -> int:
+    from expc.interpreter.compiler import compile
+    from expc.interpreter.export import export_yaml
+
+    c = compile(args.file)
+    text = export_yaml(c.program)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def cmd_ops(args) -> int:
+    from expc.runtime.registry import load_registry, type_name
+
+    reg = load_registry()
+    if args.name:
+        op = reg.get(args.name)
+        if op is None:
+            from expc.spec.diagnostics import did_you_mean
+
+            hint = did_you_mean(args.name, reg.names())
+            raise UsageError(f"unknown operator '{args.name}'" + (f"; {hint}" if hint else ""))
+        kinds = ", ".join(sorted(op.kinds)) or "(nested use only)"
+        print(f"{op.name}  ->  {op.returns}    kinds: {kinds}    version: {op.version}")
+        if op.doc:
+            print()
+            print("  " + op.doc.replace("\n", "\n  "))
+        print()
+        print("parameters:")
+        for f in op.fields:
+            default = "required" if f.required else f"default {json.dumps(f.default, default=str)}"
+            extra = f"; {f.constraints}" if f.constraints else ""
+            var = " (variadic)" if f.variadic else ""
+            print(f"  {f.name}: {type_name(f.annotation)}{var}  [{default}{extra}]")
+            if f.description:
+                print(f"      {f.description}")
+        return EXIT_OK
+    width = max((len(n) for n in reg.names()), default=0)
+    for name in reg.names():
+        op = reg.get(name)
+        print(f"{name.ljust(width)}  {op.returns.ljust(9)} {op.summary}")
+    return EXIT_OK
+
+
+def cmd_run(args) -> int:
+    from expc.interpreter.session import Session
+
+    overrides = list(args.overrides)
+    settings: dict[str, Any] = {}
+    if args.backend:
+        settings["backend"] = args.backend
+    if args.address:
+        settings["address"] = args.address
+    saves = [_parse_save(s) for s in args.save or []]
+    sources = SourceCache()
+    try:
+        session = Session.open(args.file, overrides, args.cache, sources=sources, settings=settings or None)
+    except CompileError as e:
+        _print_diags(e.diagnostics, sources)
+        return EXIT_USAGE if all(d.code == "E002" or d.code == "E001" for d in e.diagnostics) else EXIT_ERRORS
+    for name, _ in saves:
+        if name not in session.program.nodes:
+            raise UsageError(f"--save: no node named '{name}'")
+    if args.dry_run:
+        from expc.interpreter.console import print_plan
+
+        print_plan(session.dry_run())
+        return EXIT_OK
+    from expc.interpreter.console import Console
+
+    console = Console()
+    result = session.run(events=console.events())
+    console.close()
+    if result.failure is not None:
+        _print_diags([result.failure], sources)
+        print(f"run {result.run_id} failed; finished nodes are kept in {session.store.root}", file=sys.stderr)
+        return EXIT_ERRORS
+    if result.status != "ok":
+        print(f"run {result.run_id} {result.status}; finished nodes are kept", file=sys.stderr)
+        return EXIT_ERRORS
+    console.results(session, result)
+    for name, dest in saves:
+        _save(session, result, name, dest)
+    return EXIT_OK
+
+
+def cmd_watch(args) -> int:
+    from expc.interpreter.watch import watch
+
+    return watch(args.file, list(args.overrides), args.cache, debounce=args.debounce, once=args.max_runs)
+
+
+def cmd_runs(args) -> int:
+    from expc.interpreter.console import print_runs
+    from expc.interpreter.runs import Runs
+    from expc.interpreter.session import DEFAULT_STORE
+
+    root = Path(args.cache or DEFAULT_STORE)
+    if not (root / "runs.sqlite").exists():
+        print(f"no runs yet in {root}")
+        return EXIT_OK
+    print_runs(Runs(root).list_runs(args.limit))
+    return EXIT_OK
+
+
+def cmd_show(args) -> int:
+    from expc.interpreter.console import print_run
+    from expc.interpreter.runs import Runs
+    from expc.interpreter.session import DEFAULT_STORE
+
+    root = Path(args.cache or DEFAULT_STORE)
+    if not (root / "runs.sqlite").exists():
+        raise UsageError(f"no runs in {root}")
+    runs = Runs(root)
+    row = runs.run_row(args.run)
+    if row is None:
+        raise UsageError(f"no run {args.run} in {root}")
+    print_run(runs, row, root)
+    return EXIT_OK
+
+
+# -- helpers -------------------------------------------------------------------------------------------
+
+
+def _parse_save(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise UsageError(f"--save expects NAME=DIR, got '{text}'")
+    name, dest = text.split("=", 1)
+    return name.strip(), dest.strip()
+
+
+def _save(session, result, name: str, dest: str) -> None:
+    import shutil
+
+    from expc.runtime.api import Artifact
+
+    value = result.results.get(name)
+    if value is None:
+        ex = session.executor(result.run_id)
+        value = ex.evaluate(name)
+    out = Path(dest)
+    if isinstance(value, Artifact):
+        if out.exists():
+            shutil.rmtree(out)
+        shutil.copytree(value.path, out, symlinks=False)
+        meta = out / "value.json"
+        if meta.exists():
+            meta.unlink()
+        print(f"saved {name} ({value.tag}) to {out}")
+    else:
+        from expc.interpreter.store import encode
+
+        target = out if out.suffix == ".json" else out / f"{name}.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(encode(value, Path(".")), indent=2), encoding="utf-8")
+        print(f"saved {name} to {target}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="expc", description="a declarative experiment language for ML research")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("check", help="parse and check files; report every problem")
+    s.add_argument("files", nargs="+")
+    s.add_argument("--json", action="store_true", help="diagnostics as JSON (for editors)")
+    s.set_defaults(fn=cmd_check)
+
+    s = sub.add_parser("run", help="run an experiment (cached: only changed nodes rerun)")
+    s.add_argument("file")
+    s.add_argument("overrides", nargs="*", help="KEY=VALUE: a param, experiment.SETTING or NODE.ARG")
+    s.add_argument("--dry-run", action="store_true", help="print the plan: each node run or cached, and why")
+    s.add_argument("--save", action="append", metavar="NAME=DIR", help="write a node's result out")
+    s.add_argument("--cache", help="store directory (default .expc)")
+    s.add_argument("--backend", choices=["local", "ray"], help="override experiment.backend")
+    s.add_argument("--address", help="Ray cluster address (with --backend ray)")
+    s.set_defaults(fn=cmd_run)
+
+    s = sub.add_parser("watch", help="rerun on save, rerunning only what changed")
+    s.add_argument("file")
+    s.add_argument("overrides", nargs="*")
+    s.add_argument("--cache")
+    s.add_argument("--debounce", type=float, default=0.3, help="seconds to wait for more edits")
+    s.add_argument("--max-runs", type=int, default=None, help=argparse.SUPPRESS)
+    s.set_defaults(fn=cmd_watch)
+
+    s = sub.add_parser("fmt", help="format files in the canonical layout")
+    s.add_argument("files", nargs="+")
+    s.add_argument("--check", action="store_true", help="only report files that would change")
+    s.set_defaults(fn=cmd_fmt)
+
+    s = sub.add_parser("graph", help="print the DAG (Mermaid or Graphviz dot)")
+    s.add_argument("file")
+    s.add_argument("--format", choices=["mermaid", "dot"], default="mermaid")
+    s.set_defaults(fn=cmd_graph)
+
+    s = sub.add_parser("export", help="write the resolved IR as YAML")
+    s.add_argument("file")
+    s.add_argument("-o", "--output")
+    s.set_defaults(fn=cmd_export)
+
+    s = sub.add_parser("ops", help="list operators, or show one")
+    s.add_argument("name", nargs="?")
+    s.set_defaults(fn=cmd_ops)
+
+    s = sub.add_parser("runs", help="list runs")
+    s.add_argument("--cache")
+    s.add_argument("--limit", type=int, default=30)
+    s.set_defaults(fn=cmd_runs)
+
+    s = sub.add_parser("show", help="print a run's results (default: the last run)")
+    s.add_argument("run", nargs="?", type=int)
+    s.add_argument("--cache")
+    s.set_defaults(fn=cmd_show)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args, extra = parser.parse_known_args(argv)
+    except SystemExit as e:  # argparse already printed the usage error
+        return EXIT_USAGE if e.code else EXIT_OK
+    # Overrides may follow options (`expc run f.exp --dry-run lr=1e-3`): argparse leaves them over.
+    leftovers = [x for x in extra if x.startswith("-") or "=" not in x]
+    if leftovers or (extra and not hasattr(args, "overrides")):
+        parser.print_usage(sys.stderr)
+        print(f"expc: error: unrecognized arguments: {' '.join(leftovers or extra)}", file=sys.stderr)
+        return EXIT_USAGE
+    if extra:
+        args.overrides = list(args.overrides) + extra
+    try:
+        return args.fn(args)
+    except UsageError as e:
+        print(f"expc: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except CompileError as e:
+        _print_diags(e.diagnostics, None, getattr(args, "json", False))
+        usage = all(d.code in ("E001", "E002") for d in e.diagnostics)
+        return EXIT_USAGE if usage else EXIT_ERRORS
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as e:  # a bug in expc itself: one line for the user, the traceback in a file
+        import tempfile
+        import traceback
+
+        fd, log = tempfile.mkstemp(prefix="expc-crash-", suffix=".txt")
+        with open(fd, "w") as f:
+            f.write(traceback.format_exc())
+        print(f"expc: internal error: {type(e).__name__}: {e}\n(this is a bug in expc; traceback in {log})",
+              file=sys.stderr)
+        return EXIT_ERRORS
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,264 @@
+"""Execute a plan: demand-driven, cached by key, one node at a time in this process.
+
+`evaluate(node, env)` plans the node under the param values `env`, returns the stored result when its
+key is in the store, and otherwise computes its inputs, runs its operator and commits the result.
+A search calls back into `evaluate` with each trial's params, so only the nodes that depend on them
+run again. Finished nodes are committed as they finish: a failure or a kill loses nothing finished.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import ValidationError
+
+from expc.interpreter.planner import FileHasher, Pending, PlanError, PlanNode, Planner
+from expc.interpreter.runs import Runs
+from expc.interpreter.store import Store, StoreError
+from expc.runtime.api import Cancelled, OpError
+from expc.runtime.registry import Registry
+from expc.spec.diagnostics import Diagnostic, Span
+from expc.spec.ir import Program
+
+
+class NodeFailed(Exception):
+    """A node could not be computed; carries the diagnostic to show."""
+
+    def __init__(self, diag: Diagnostic):
+        super().__init__(diag.message)
+        self.diag = diag
+
+
+@dataclass
+class Events:
+    """Hooks the CLI uses for progress output; all optional."""
+
+    node_start: Callable[[PlanNode], None] | None = None
+    node_done: Callable[[PlanNode, str, float], None] | None = None  # status: ran | cached
+    progress: Callable[[str, int, str], Callable[[int], None]] | None = None
+    warning: Callable[[Diagnostic], None] | None = None
+
+
+@dataclass
+class Executor:
+    program: Program
+    registry: Registry
+    store: Store
+    runs: Runs
+    run_id: int
+    device: str
+    env: dict[str, Any] = field(default_factory=dict)
+    events: Events = field(default_factory=Events)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    worker: dict = field(default_factory=dict)  # how another process rebuilds this executor
+    _values: dict[str, Any] = field(default_factory=dict)  # key -> value (this process)
+    _hasher: FileHasher = field(default_factory=FileHasher)
+    _planners: dict[str, Planner] = field(default_factory=dict)
+    trail: list[tuple[str, str, str]] = field(default_factory=list)  # (node, key, status) this process
+
+    # -- planning ----------------------------------------------------------------------------------
+
+    def planner(self, env: dict[str, Any] | None = None) -> Planner:
+        env = {**self.env, **(env or {})}
+        from expc.interpreter.symbolic import canonical
+
+        k = canonical(env)
+        p = self._planners.get(k)
+        if p is None:
+            p = Planner(self.program, self.registry, env, self._hasher, value_of=self._value_of)
+            if len(self._planners) > 256:
+                self._planners.clear()
+            self._planners[k] = p
+        return p
+
+    def _value_of(self, node_id: str, env: dict[str, Any]) -> Any:
+        return self.evaluate(node_id, env)
+
+    def plan(self, node_id: str, env: dict[str, Any] | None = None) -> PlanNode:
+        try:
+            return self.planner(env).plan(node_id)
+        except PlanError as e:
+            raise NodeFailed(e.diag) from None
+
+    # -- execution ---------------------------------------------------------------------------------
+
+    def evaluate(self, node_id: str, env: dict[str, Any] | None = None, bindings_note: dict | None = None) -> Any:
+        if self.cancel.is_set():
+            raise Cancelled()
+        pn = self.plan(node_id, env)
+        return self._run(pn, bindings_note)
+
+    def _run(self, pn: PlanNode, bindings_note: dict | None) -> Any:
+        env = dict(pn.bound)  # a bind's target runs under the bind's params
+        if pn.key in self._values:
+            return self._values[pn.key]
+        if self.store.has(pn.key):
+            value = self._load(pn)
+            self.runs.node(self.run_id, pn.display, pn.key, pn.op, "cached", bindings=bindings_note)
+            self.trail.append((pn.display, pn.key, "cached"))
+            if self.events.node_done:
+                self.events.node_done(pn, "cached", 0.0)
+            self._values[pn.key] = value
+            return value
+        # inputs first (each cached or computed), then this node
+        inputs: dict[str, Any] = {}
+        for path, nid, members in pn.inputs:
+            v = self.evaluate(nid, env)
+            for m in members:
+                try:
+                    v = v[m]
+                except (KeyError, TypeError, IndexError):
+                    raise NodeFailed(self._diag(pn, f"the result of '{nid}' has no member '{m}'", path)) from None
+            inputs[path] = v
+        if self.cancel.is_set():
+            raise Cancelled()
+        value = self._execute(pn, inputs, bindings_note)
+        self._values[pn.key] = value
+        return value
+
+    def _load(self, pn: PlanNode) -> Any:
+        try:
+            return self.store.load(pn.key)
+        except StoreError as e:
+            raise NodeFailed(self._diag(pn, str(e), None)) from None
+
+    def _execute(self, pn: PlanNode, inputs: dict[str, Any], bindings_note: dict | None) -> Any:
+        op = self.registry.get(pn.op)
+        args = _substitute(pn.args, inputs)
+        try:
+            params = op.params.model_validate(args)
+        except ValidationError as e:
+            raise NodeFailed(self._diag(pn, f"invalid arguments: {e.errors()[0].get('msg')}", None)) from None
+        tmp = self.store.new_tmp(pn.key)
+        ctx = RunContext(self, pn, tmp, self.store.work(pn.key))
+        if self.events.node_start:
+            self.events.node_start(pn)
+        started = time.time()
+        try:
+            result = op.fn(params, ctx)
+        except Cancelled:
+            self.store.discard(tmp)
+            self.runs.node(self.run_id, pn.display, pn.key, pn.op, "cancelled", started, time.time() - started)
+            raise
+        except OpError as e:
+            self.store.discard(tmp)
+            diag = self._diag(pn, f"{pn.display}: {e.message}", e.field, e.hint, e.code)
+            self.runs.node(self.run_id, pn.display, pn.key, pn.op, "failed", started, time.time() - started,
+                           bindings_note, e.message)
+            raise NodeFailed(diag) from None
+        except (NodeFailed, KeyboardInterrupt):
+            self.store.discard(tmp)
+            raise
+        except Exception as e:  # an operator bug: keep the traceback in a log, show one clear line
+            self.store.discard(tmp)
+            log = self.store.root / "logs"
+            log.mkdir(exist_ok=True)
+            logfile = log / f"{pn.key[:16]}.txt"
+            logfile.write_text(traceback.format_exc(), encoding="utf-8")
+            self.runs.node(self.run_id, pn.display, pn.key, pn.op, "failed", started, time.time() - started,
+                           bindings_note, repr(e))
+            raise NodeFailed(self._diag(
+                pn, f"operator {pn.op} failed on '{pn.display}': {type(e).__name__}: {e}", None,
+                f"this is a bug in the operator; the traceback is in {logfile}", "E699",
+            )) from None
+        try:
+            value = self.store.commit(pn.key, tmp, result)
+        except StoreError as e:
+            self.store.discard(tmp)
+            raise NodeFailed(self._diag(pn, str(e), None)) from None
+        seconds = time.time() - started
+        self.runs.node(self.run_id, pn.display, pn.key, pn.op, "ran", started, seconds, bindings_note)
+        self.trail.append((pn.display, pn.key, "ran"))
+        if self.events.node_done:
+            self.events.node_done(pn, "ran", seconds)
+        return value
+
+    def _diag(self, pn: PlanNode, message: str, field: str | None, hint: str | None = None,
+              code: str = "E600") -> Diagnostic:
+        node = self.program.nodes.get(pn.id)
+        span: Span | None = node.span if node else None
+        if node is not None and field:
+            parts = field.split(".")
+            for i in range(len(parts), 0, -1):
+                s = node.arg_spans.get(".".join(parts[:i]))
+                if s is not None:
+                    span = s
+                    break
+        return Diagnostic(code, message, span, hint=hint)
+
+
+def _substitute(args: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+    """Put input values in place of their {"$ref"} dicts, by args path."""
+
+    def go(value: Any, path: str) -> Any:
+        if path in inputs:
+            return inputs[path]
+        if isinstance(value, dict):
+            return {k: go(v, f"{path}.{k}") for k, v in value.items()}
+        if isinstance(value, list):
+            return [go(v, f"{path}.{i}") for i, v in enumerate(value)]
+        return value
+
+    return {k: go(v, k) for k, v in args.items()}
+
+
+class RunContext:
+    """The Context (expc.runtime.api) given to an operator."""
+
+    def __init__(self, ex: Executor, pn: PlanNode, out_dir: Path, work_dir: Path):
+        self._ex = ex
+        self._pn = pn
+        s = ex.program.settings
+        self.node = pn.display
+        self.key = pn.key
+        self.out_dir = out_dir
+        self.work_dir = work_dir
+        self.device = ex.device
+        self.dtype = s.dtype
+        self.seed = s.seed
+        self.workers = s.workers
+        self.backend = s.backend
+        self.address = s.address
+        self.env = dict(ex.env)
+
+    def log(self, name: str, value: float, step: int | None = None) -> None:
+        self._ex.runs.metric(self._ex.run_id, self.node, self.key, name, value, step)
+
+    def progress(self, total: int, description: str) -> Callable[[int], None]:
+        if self._ex.events.progress:
+            return self._ex.events.progress(description or self.node, total, self.node)
+        return lambda n=1: None
+
+    def check_cancelled(self) -> None:
+        if self._ex.cancel.is_set():
+            raise Cancelled()
+
+    def warn(self, message: str, field: str | None = None) -> None:
+        if self._ex.events.warning:
+            d = self._ex._diag(self._pn, message, field)
+            self._ex.events.warning(Diagnostic("W600", d.message, d.span, severity="warning"))
+
+    def evaluate(self, target: str, bindings: dict[str, Any]) -> Any:
+        return self._ex.evaluate(target, bindings, bindings_note=bindings)
+
+    def plan_key(self, target: str, bindings: dict[str, Any]) -> str:
+        return self._ex.plan(target, bindings).key
+
+    def params_of(self, target: str) -> list[str]:
+        from expc.interpreter.graph import params_used
+
+        return sorted(params_used(target, self._ex.program.nodes))
+
+    def param_decl(self, name: str):
+        return self._ex.program.params.get(name)
+
+    def worker_spec(self) -> dict:
+        return dict(self._ex.worker)
+
+    def metrics(self, key: str, name: str | None = None) -> list[tuple]:
+        return self._ex.runs.metrics_for(key, name)

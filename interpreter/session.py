@@ -1,0 +1,138 @@
+"""A session: a compiled program bound to a store, ready to plan and run (used by run, watch, workers)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from expc.interpreter.compiler import compile
+from expc.interpreter.executor import Events, Executor, NodeFailed
+from expc.interpreter.overrides import apply_overrides
+from expc.interpreter.planner import Pending, PlanError, explain
+from expc.interpreter.runs import Runs
+from expc.interpreter.store import Store
+from expc.runtime.api import Cancelled
+from expc.runtime.registry import Registry, load_registry
+from expc.spec.diagnostics import Diagnostic, SourceCache
+from expc.spec.ir import Program
+
+DEFAULT_STORE = ".expc"
+
+
+@dataclass
+class Session:
+    file: str
+    program: Program
+    env: dict[str, Any]
+    store: Store
+    runs: Runs
+    registry: Registry
+    sources: SourceCache
+    overrides: list[str] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, file: str | Path, overrides: list[str] | None = None, cache: str | Path | None = None,
+             registry: Registry | None = None, sources: SourceCache | None = None,
+             settings: dict | None = None) -> "Session":
+        """Compile and bind; raises CompileError (exit 1) or, for overrides, CompileError too."""
+        registry = registry or load_registry()
+        sources = sources or SourceCache()
+        compiled = compile(file, registry, sources)
+        program, env = apply_overrides(compiled.program, registry, list(overrides or []), sources)
+        if settings:
+            program = program.model_copy(update={"settings": program.settings.model_copy(update=settings)})
+        store = Store(cache or DEFAULT_STORE)
+        return cls(str(file), program, env, store, Runs(store.root), registry, sources, list(overrides or []))
+
+    def executor(self, run_id: int, events: Events | None = None, cancel: threading.Event | None = None) -> Executor:
+        from expc.runtime.device import resolve
+
+        return Executor(
+            program=self.program, registry=self.registry, store=self.store, runs=self.runs, run_id=run_id,
+            device=resolve(self.program.settings.device), env=dict(self.env), events=events or Events(),
+            cancel=cancel or threading.Event(),
+            worker={"file": str(Path(self.file).resolve()), "overrides": self.overrides,
+                    "cache": str(self.store.root), "run_id": run_id,
+                    "settings": self.program.settings.model_dump()},
+        )
+
+    def dry_run(self) -> list[tuple[str, str, str, str]]:
+        """(node, op, status, why) for every declared node and its inputs, in execution order."""
+        ex = self.executor(run_id=0)
+        planner = ex.planner()
+        planner.value_of = None  # a dry run computes nothing
+        rows: list[tuple[str, str, str, str]] = []
+        seen: set[str] = set()
+
+        def visit(nid: str) -> None:
+            if nid in seen:
+                return
+            seen.add(nid)
+            try:
+                pn = planner.plan(nid)
+            except Pending as p:
+                rows.append((nid, self.program.nodes[nid].op, "pending", f"planned after {p.waits_for} runs"))
+                return
+            for _, child, _ in pn.inputs:
+                visit(child)
+            if self.store.has(pn.key):
+                rows.append((nid, pn.op, "cached", pn.key[:12]))
+            else:
+                prev = self.runs.last_state(self.program.file, nid)
+                rows.append((nid, pn.op, "run", explain(prev[1] if prev else None, pn)))
+
+        for nid in self.program.decls:
+            visit(nid)
+        return rows
+
+    def run(self, events: Events | None = None, cancel: threading.Event | None = None,
+            command: str = "run", targets: list[str] | None = None) -> "RunResult":
+        run_id = self.runs.start_run(self.program.file, self.program.settings.name, command, self.overrides)
+        ex = self.executor(run_id, events, cancel)
+        results: dict[str, Any] = {}
+        status = "ok"
+        failure: Diagnostic | None = None
+        try:
+            for nid in targets or self.program.decls:
+                results[nid] = ex.evaluate(nid)
+                pn = ex.plan(nid)
+                self.runs.remember(self.program.file, nid, pn.key, pn.material)
+                node = self.program.nodes[nid]
+                self.runs.result(run_id, nid, pn.key, node.kind, _summary(results[nid]))
+        except NodeFailed as e:
+            status, failure = "failed", e.diag
+        except Cancelled:
+            status = "cancelled"
+        except KeyboardInterrupt:
+            status = "interrupted"
+        finally:
+            self.runs.finish_run(run_id, status)
+        return RunResult(run_id, status, results, failure, ex.trail)
+
+
+@dataclass
+class RunResult:
+    run_id: int
+    status: str  # ok | failed | cancelled | interrupted
+    results: dict[str, Any]
+    failure: Diagnostic | None
+    trail: list[tuple[str, str, str]]  # (node, key, ran|cached)
+
+    @property
+    def ran(self) -> list[str]:
+        return [n for n, _, s in self.trail if s == "ran"]
+
+
+def _summary(value: Any) -> Any:
+    """A small JSON summary of a result for the registry (artifacts by tag and path)."""
+    from expc.runtime.api import Artifact
+
+    if isinstance(value, Artifact):
+        return {"$artifact": value.tag, "path": str(value.path)}
+    if isinstance(value, dict):
+        return {k: _summary(v) for k, v in list(value.items())[:50]}
+    if isinstance(value, list):
+        return [_summary(v) for v in value[:50]]
+    return value
