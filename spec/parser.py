@@ -66,21 +66,10 @@ class _BracketPostLex:
             if tok.type in _OPEN:
                 stack.append(tok)
             elif tok.type in _CLOSE:
-                if not stack:
-                    raise _SyntaxIssue(
-                        Diagnostic("E103", f"unmatched '{tok.value}': no bracket is open here", _tok_span(self.file, tok))
-                    )
-                opener = stack.pop()
-                if _OPEN[opener.type] != tok.type:
-                    raise _SyntaxIssue(
-                        Diagnostic(
-                            "E103",
-                            f"'{tok.value}' does not match the '{opener.value}' opened at line {opener.line}",
-                            _tok_span(self.file, tok),
-                            hint=f"close it with '{_SYMBOL[_OPEN[opener.type]]}'",
-                            notes=(("the bracket opened here", _tok_span(self.file, opener)),),
-                        )
-                    )
+                issue = _bracket_issue(self.file, stack, tok)
+                if issue is not None:
+                    raise _SyntaxIssue(issue)
+                stack.pop()
             elif tok.type == "_NL" and stack:
                 continue
             yield tok
@@ -94,6 +83,22 @@ class _BracketPostLex:
                     hint=f"add '{_SYMBOL[_OPEN[opener.type]]}'",
                 )
             )
+
+
+def _bracket_issue(file: str, stack: list[Token], tok: Token) -> Diagnostic | None:
+    """The diagnostic for closing bracket tok given the open brackets, or None when it matches."""
+    if not stack:
+        return Diagnostic("E103", f"unmatched '{tok.value}': no bracket is open here", _tok_span(file, tok))
+    opener = stack[-1]
+    if _OPEN[opener.type] == tok.type:
+        return None
+    return Diagnostic(
+        "E103",
+        f"'{tok.value}' does not match the '{opener.value}' opened at line {opener.line}",
+        _tok_span(file, tok),
+        hint=f"close it with '{_SYMBOL[_OPEN[opener.type]]}'",
+        notes=(("the bracket opened here", _tok_span(file, opener)),),
+    )
 
 
 def _tok_span(file: str, tok: Token) -> Span:
@@ -366,6 +371,13 @@ def _describe(e: UnexpectedInput, text: str, file: str) -> Diagnostic:
                 span = Span.point(file, tok.line, tok.column)
         expected = set(e.expected or ())
         stack = _lark().postlex.stack
+        if stack:
+            expected.discard("_NL")  # newlines are dropped inside brackets: never expected there
+        if tok.type in _CLOSE:
+            # the contextual lexer can reject a closing bracket before the post-lexer sees it
+            bracket = _bracket_issue(file, stack, tok)
+            if bracket is not None:
+                return bracket
         if stack and tok.type == "NAME" and tok.column == 1 and tok.line > stack[-1].line:
             opener = stack[-1]
             return Diagnostic(
