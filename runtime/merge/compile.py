@@ -1,7 +1,7 @@
 """Compile a (specialized, folded) merge IR into one per-tensor function.
 
-`compile_lin(lin)` returns `f(x, name) -> Tensor` where `x[i]` is operand i's float32 tensor (or a
-chunk of it, for elementwise programs). Each operand is a leaf that the caller loads once; linear
+`compile_lin(lin)` returns `f(x, name, out=None) -> Tensor` where `x[i]` is operand i's float32
+tensor (or a chunk of it, for elementwise programs) and `out` an optional reusable result buffer. Each operand is a leaf that the caller loads once; linear
 combinations accumulate in place into one buffer (`acc = c0*x0; acc += c1*x1; ...`), so the only
 temporaries are those the non-linear kernels need. Compiled functions are cached by IR, and the IR
 of a tensor only depends on which where() branches it takes, so a model compiles a handful of them.
@@ -17,7 +17,7 @@ import torch
 from expc.runtime.merge import kernels
 from expc.runtime.merge.expr import Call, Leaf, Lin, Prod, Quot
 
-TensorFn = Callable[[dict[int, torch.Tensor], str], torch.Tensor]
+TensorFn = Callable[..., torch.Tensor]  # f(x: dict[int, Tensor], name: str) -> Tensor
 
 
 @lru_cache(maxsize=256)
@@ -27,9 +27,10 @@ def compile_lin(lin: Lin) -> TensorFn:
     if not parts:
         raise ValueError("an argument whose models cancel out (it is the constant %g)" % const)
 
-    def run(x: dict[int, torch.Tensor], name: str) -> torch.Tensor:
+    def run(x: dict[int, torch.Tensor], name: str, out: torch.Tensor | None = None) -> torch.Tensor:
         (f0, k0), rest = parts[0], parts[1:]
-        acc = torch.mul(f0(x, name), k0)  # a fresh buffer: inputs are never written to
+        # A fresh (or the caller's reusable) buffer: inputs are never written to.
+        acc = torch.mul(f0(x, name), k0, out=out) if out is not None else torch.mul(f0(x, name), k0)
         for f, k in rest:
             acc.add_(f(x, name), alpha=k)
         if const:

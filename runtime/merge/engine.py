@@ -13,6 +13,7 @@ buffers) are copied as bytes.
 from __future__ import annotations
 
 import json
+import os
 import queue
 import shutil
 import threading
@@ -51,6 +52,9 @@ from expc.runtime.values import ModelDir
 DEFAULT_SHARD_BYTES = 2 * 1024**3
 CHUNK_ELEMS = {"cpu": 1 << 20, "cuda": 1 << 24}
 QUEUE_DEPTH = 2
+# The reader thread needs a core of its own: torch's OpenMP workers spin between parallel regions,
+# and on a 2-core machine a reader competing with 2 of them made the merge 3-5x slower (measured).
+# So on the CPU the merge computes with one core fewer than the process may use.
 
 TORCH_DTYPES = {
     "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
@@ -171,8 +175,6 @@ class _Reader(threading.Thread):
         self.fds: dict[Path, int] = {}
 
     def _fd(self, path: Path) -> int:
-        import os
-
         if path not in self.fds:
             self.fds[path] = os.open(path, os.O_RDONLY)
         return self.fds[path]
@@ -220,8 +222,6 @@ class _Reader(threading.Thread):
                 k += 1
 
     def run(self):
-        import os
-
         try:
             for item in self.items():
                 while not self.stop.is_set():
@@ -236,9 +236,22 @@ class _Reader(threading.Thread):
         except BaseException as e:  # handed to the main thread, which raises it
             self.q.put(e)
         finally:
-            for fd in self.fds.values():
-                os.close(fd)
-            self.fds.clear()
+            self.close()
+
+    def close(self) -> None:
+        fds, self.fds = self.fds, {}
+        for fd in fds.values():
+            os.close(fd)
+
+
+def _drain(q: queue.Queue):
+    while True:
+        item = q.get()
+        if item is None:
+            return
+        if isinstance(item, BaseException):
+            raise item
+        yield item
 
 
 def _as_bytes(t: torch.Tensor):
@@ -254,14 +267,13 @@ def execute(tasks: list[Task], writer: ShardedWriter, device: str, chunk_elems: 
     total = sum(OutSpec(t.name, t.out_dtype, t.shape).nbytes for t in tasks)
     advance = ctx.progress(total, "merge") if hasattr(ctx, "progress") else (lambda n: None)
     reader = _Reader(tasks, chunk_elems, pin=(device == "cuda"))
+    scratch = _Scratch(chunk_elems, device)
+    threads = torch.get_num_threads()
+    if device == "cpu":
+        torch.set_num_threads(max(1, min(threads, len(os.sched_getaffinity(0)) - 1)))
     reader.start()
     try:
-        while True:
-            item = reader.q.get()
-            if item is None:
-                break
-            if isinstance(item, BaseException):
-                raise item
+        for item in _drain(reader.q):
             ctx.check_cancelled()
             t = item.task
             if t.kind == "copy":
@@ -269,8 +281,8 @@ def execute(tasks: list[Task], writer: ShardedWriter, device: str, chunk_elems: 
                 writer.write(t.name, data.numpy())
                 advance(data.numel())
                 continue
-            out = _compute(item, device)
-            if not bool(torch.isfinite(out).all()):
+            out = _compute(item, device, scratch)
+            if not _all_finite(out):
                 bad = int((~torch.isfinite(out)).sum())
                 raise OpError(
                     f"tensor {t.name!r} of the merged model has {bad} NaN or infinite value(s)",
@@ -290,12 +302,35 @@ def execute(tasks: list[Task], writer: ShardedWriter, device: str, chunk_elems: 
             except queue.Empty:
                 pass
         reader.join()
+        torch.set_num_threads(threads)
 
 
-def _compute(item: Item, device: str) -> torch.Tensor:
+class _Scratch:
+    """Reusable result buffers for chunks (fresh allocations would page-fault on every chunk)."""
+
+    def __init__(self, chunk_elems: int, device: str):
+        self.n, self.device = chunk_elems, device
+        self.bufs: dict[torch.dtype, torch.Tensor] = {}
+
+    def get(self, dtype: torch.dtype, n: int) -> torch.Tensor:
+        buf = self.bufs.get(dtype)
+        if buf is None:
+            buf = self.bufs[dtype] = torch.empty(self.n, dtype=dtype, device=self.device)
+        return buf[:n]
+
+
+def _all_finite(t: torch.Tensor) -> bool:
+    # A finite sum proves every element finite (inf and NaN propagate); only otherwise check each.
+    if torch.isfinite(t.sum(dtype=torch.float32)):
+        return True
+    return bool(torch.isfinite(t).all())
+
+
+def _compute(item: Item, device: str, scratch: _Scratch | None = None) -> torch.Tensor:
     t = item.task
     out_dtype = TORCH_DTYPES[t.out_dtype]
     shape = t.shape if t.kind == "whole" else (item.stop - item.start,)
+    chunked = t.kind == "chunk" and scratch is not None
     x = {}
     for j, raw in item.raw.items():
         v = raw.view(TORCH_DTYPES[t.inputs[j].dtype]).view(shape)
@@ -306,10 +341,13 @@ def _compute(item: Item, device: str) -> torch.Tensor:
         out = torch.full(shape, t.lin.const, dtype=torch.float32, device=device)
     else:
         try:
-            out = compile_lin(t.lin)(x, t.name)
+            acc = scratch.get(torch.float32, shape[0]) if chunked else None
+            out = compile_lin(t.lin)(x, t.name, out=acc)
         except ValueError as e:
             raise OpError(f"tensor {t.name!r}: {e}", field="expr") from None
-    return out if out_dtype == torch.float32 else out.to(out_dtype)
+    if out_dtype == torch.float32:
+        return out
+    return scratch.get(out_dtype, shape[0]).copy_(out) if chunked else out.to(out_dtype)
 
 
 # ----------------------------------------------------------------------------------------- metadata
