@@ -44,6 +44,7 @@ def cmd_check(args) -> int:
         except CompileError as e:
             all_diags.extend(e.diagnostics)
     errors = [d for d in all_diags if d.severity == "error"]
+    usage = bool(errors) and all(d.code in ("E001", "E002") for d in errors)
     if args.json:
         print(json.dumps({"ok": not errors, "files": summaries, "diagnostics": [d.to_json() for d in all_diags]},
                          indent=2))
@@ -52,7 +53,7 @@ def cmd_check(args) -> int:
             _print_diags(all_diags, sources)
         for s in summaries:
             print(f"{s['file']}: ok ({s['nodes']} nodes, {s['params']} params)")
-    return EXIT_ERRORS if errors else EXIT_OK
+    return EXIT_USAGE if usage else EXIT_ERRORS if errors else EXIT_OK
 
 
 def cmd_fmt(args) -> int:

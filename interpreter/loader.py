@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,10 +20,11 @@ class Loaded:
 
 def display_path(path: Path) -> str:
     """Paths in diagnostics: relative to the working directory when inside it, like compilers do."""
-    try:
-        return os.path.relpath(path)
-    except ValueError:  # another drive on Windows
-        return str(path)
+    cwd = Path.cwd()
+    path = Path(path)
+    if path.is_absolute() and cwd in path.parents:
+        return str(path.relative_to(cwd))
+    return str(path)
 
 
 def load(path: str | Path, sources: SourceCache | None = None, text: str | None = None) -> Loaded:
