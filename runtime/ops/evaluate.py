@@ -1,0 +1,54 @@
+"""Evaluation (kind `eval`): held-out loss and perplexity of a causal LM on a dataset.
+
+Both tile the packed token stream with windows of `context + 1` tokens at stride `context` (see
+expc.runtime.train.tokens), so every token after the first is predicted once; deterministic, batched,
+without gradients."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from expc.runtime.registry import Input, Params, op
+
+
+class EvalParams(Params):
+    model: Input["model"] = Field(description="the model to evaluate")
+    data: Input["data"] = Field(description="held-out examples")
+    context: int | None = Field(None, ge=2, description="tokens per window (default: the model's context)")
+    batch: int = Field(64, ge=1, description="windows per forward pass")
+
+
+def _evaluate(p: EvalParams, ctx) -> dict:
+    from expc.runtime.api import OpError
+    from expc.runtime.train.evaluate import metrics, stream_loss
+    from expc.runtime.train.loop import set_threads
+    from expc.runtime.train.modeling import context_of, load_model
+    from expc.runtime.train.tokens import check_stream
+
+    set_threads(ctx.workers)
+    lm, tok = load_model(p.model, ctx.device)
+    max_context = context_of(lm)
+    context = p.context or max_context
+    if context > max_context:
+        raise OpError(f"context = {context} exceeds the model's context of {max_context}", field="context")
+    stream = tok.stream(p.data.examples())
+    check_stream(stream, 1, f"the evaluation data ({p.data.source})")
+    if int(stream.max()) >= lm.config.vocab_size:
+        raise OpError(f"the data has token id {int(stream.max())} beyond the model's vocabulary", field="data")
+    nats, n = stream_loss(lm, stream, context, p.batch, ctx.device)
+    n_bytes = n if tok.kind == "bytes" else p.data.n_bytes + p.data.n
+    return metrics(nats, n, n_bytes)
+
+
+@op("loss", params=EvalParams, kinds={"eval"}, returns="metric", version=1)
+def loss(p: EvalParams, ctx) -> dict:
+    """Mean next-token cross-entropy (nats per token) on the data; also nats/bits per byte."""
+    m = _evaluate(p, ctx)
+    return {"value": m["nats_per_token"], **m}
+
+
+@op("perplexity", params=EvalParams, kinds={"eval"}, returns="metric", version=1)
+def perplexity(p: EvalParams, ctx) -> dict:
+    """exp(mean next-token cross-entropy) on the data; also the loss in nats per token and per byte."""
+    m = _evaluate(p, ctx)
+    return {"value": m["perplexity"], **m}

@@ -1,0 +1,44 @@
+"""Model constructors (kind `model`): a randomly initialised GPT-2 built from a config."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from expc.runtime.registry import Params, op
+from expc.runtime.values import ModelDir
+
+
+class Gpt2Params(Params):
+    layers: int = Field(ge=1, le=96, description="transformer blocks")
+    width: int = Field(ge=8, le=16384, description="embedding size (n_embd)")
+    heads: int = Field(ge=1, le=256, description="attention heads; must divide width")
+    context: int = Field(ge=2, le=1_000_000, description="longest input in tokens (n_positions)")
+    vocab: int = Field(256, ge=2, description="vocabulary size (256 for bytes; a tokenizer's size if given)")
+    tokenizer: str = Field(
+        "bytes", description='"bytes" (UTF-8 bytes, the default) or the path of a local Hugging Face tokenizer directory'
+    )
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout of embeddings, attention and residuals")
+    seed: int = Field(0, description="initialisation seed")
+
+
+@op("gpt2", params=Gpt2Params, kinds={"model"}, returns="model", version=1)
+def gpt2(p: Gpt2Params, ctx) -> ModelDir:
+    """A transformers GPT-2 with random weights, saved as a Hugging Face directory (safetensors)."""
+    from expc.runtime.api import OpError
+    from expc.runtime.train.modeling import build_gpt2, save_model
+    from expc.runtime.train.tokens import Tokenizer, load_hf_tokenizer
+
+    if p.width % p.heads:
+        raise OpError(f"heads = {p.heads} must divide width = {p.width}", field="heads")
+    if p.tokenizer == "bytes":
+        tok = Tokenizer("bytes")
+        if p.vocab < 256:
+            raise OpError(f"vocab = {p.vocab} is too small for byte-level tokens (256)", field="vocab")
+        vocab = p.vocab
+    else:
+        tok = load_hf_tokenizer(p.tokenizer)
+        vocab = max(p.vocab, tok.vocab_size) if "vocab" in p.model_fields_set else tok.vocab_size
+        if vocab < tok.vocab_size:
+            raise OpError(f"vocab = {p.vocab} is smaller than the tokenizer's {tok.vocab_size}", field="vocab")
+    model = build_gpt2(p.layers, p.width, p.heads, p.context, vocab, p.seed, p.dropout)
+    return save_model(model, ctx.out_dir, tok)

@@ -1,0 +1,64 @@
+"""Training (kind `train`): fine-tune a causal LM on a dataset with a plain PyTorch loop."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from expc.runtime.registry import Input, Params, op
+from expc.runtime.values import ModelDir
+
+
+class FinetuneParams(Params):
+    model: Input["model"] = Field(description="the model to start from")
+    data: Input["data"] = Field(description="training examples")
+    steps: int = Field(ge=1, description="optimizer steps")
+    lr: float = Field(gt=0, description="peak learning rate")
+    batch: int = Field(ge=1, description="windows per step")
+    context: int | None = Field(None, ge=2, description="tokens per window (default: the model's context)")
+    optimizer: Literal["adamw", "adam", "sgd"] = Field("adamw", description="sgd uses momentum 0.9")
+    schedule: Literal["cosine", "linear", "constant"] = Field("cosine", description="decay after warmup")
+    warmup: int = Field(0, ge=0, description="steps of linear warmup")
+    weight_decay: float = Field(0.0, ge=0, description="decoupled (adamw) or L2 (adam, sgd)")
+    clip: float = Field(1.0, ge=0, description="gradient-norm clipping (0: off)")
+    seed: int = Field(0, description="data order and dropout seed")
+    checkpoint_every: int = Field(100, ge=1, description="steps between resumable checkpoints")
+
+
+@op("finetune", params=FinetuneParams, kinds={"train", "model"}, returns="model", version=1)
+def finetune(p: FinetuneParams, ctx) -> ModelDir:
+    """Fine-tune a causal LM: random windows of the packed token stream (see expc.runtime.train.tokens),
+    next-token cross-entropy, the chosen optimizer and schedule. Checkpoints every `checkpoint_every`
+    steps into the node's work dir, so a killed run resumes mid-training; a non-finite loss is an
+    error naming the node and step. Logs `loss` (mean over each 10 steps)."""
+    from expc.runtime.api import OpError
+    from expc.runtime.train.loop import TrainConfig, set_threads, train
+    from expc.runtime.train.modeling import context_of, load_model, save_model
+    from expc.runtime.train.tokens import check_stream
+
+    set_threads(ctx.workers)
+    lm, tok = load_model(p.model, ctx.device)
+    max_context = context_of(lm)
+    context = p.context or max_context
+    if context > max_context:
+        raise OpError(f"context = {context} exceeds the model's context of {max_context}", field="context")
+    if p.warmup >= p.steps and p.warmup > 0:
+        ctx.warn(f"warmup ({p.warmup}) covers every step ({p.steps}): the schedule never decays", field="warmup")
+    stream = tok.stream(p.data.examples())
+    check_stream(stream, context, f"the training data ({p.data.source})")
+    cfg = TrainConfig(
+        steps=p.steps,
+        lr=p.lr,
+        batch=p.batch,
+        context=context,
+        optimizer=p.optimizer,
+        schedule=p.schedule,
+        warmup=p.warmup,
+        weight_decay=p.weight_decay,
+        clip=p.clip,
+        seed=p.seed,
+        checkpoint_every=p.checkpoint_every,
+    )
+    train(lm, stream, cfg, ctx, ctx.device, ctx.work_dir)
+    return save_model(lm, ctx.out_dir, tok)
