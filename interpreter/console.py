@@ -146,6 +146,11 @@ def print_run(runs, row, root: Path) -> None:
         table.append((node, kind or "", _show_summary(json.loads(summary))))
     if table:
         print_table(["node", "kind", "result"], table)
+    from expc.interpreter.reports import print_report
+
+    for node, key, kind, summary in results:
+        if kind == "report" and isinstance(value := json.loads(summary), dict):
+            print_report(node, value, Path(root) / "objects" / key[:2] / key)
     nodes = runs.node_runs(rid)
     ran = [(n, op, st, f"{s:.2f}s" if s else "") for n, _, op, st, s, _, _ in nodes if st != "cached"]
     if ran:

@@ -262,3 +262,7 @@ class RunContext:
 
     def metrics(self, key: str, name: str | None = None) -> list[tuple]:
         return self._ex.runs.metrics_for(key, name)
+
+    def node_runs(self, key: str) -> list[tuple]:
+        """(node, status, seconds, run_id) of every execution of a key (for measured costs in reports)."""
+        return self._ex.runs.runs_of_key(key)

@@ -147,6 +147,12 @@ class Runs:
             "SELECT node, key, kind, summary FROM results WHERE run_id=? ORDER BY rowid", (run_id,)
         ).fetchall()
 
+    def runs_of_key(self, key: str) -> list[tuple]:
+        """(node, status, seconds, run_id) of every execution of a key, oldest first."""
+        return self.db.execute(
+            "SELECT node, status, seconds, run_id FROM node_runs WHERE key=? ORDER BY id", (key,)
+        ).fetchall()
+
     def metrics_for(self, key: str, name: str | None = None) -> list[tuple]:
         q = "SELECT name, step, value FROM metrics WHERE key=?"
         args: list[Any] = [key]

@@ -32,6 +32,7 @@ TYPES: dict[str, str] = {
     "search": "the result of a search (members .best, .trials)",
     "poet": "the result of a POET run",
     "report": "a report (tables and plots)",
+    "plot": "a report plot or measured comparison (history, response, curves, cost)",
     "any": "any value",
 }
 

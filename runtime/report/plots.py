@@ -1,0 +1,112 @@
+"""Report plots (matplotlib, Agg backend): search history, objective against params, metric curves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from expc.runtime.api import OpError  # noqa: E402
+
+
+def render(spec: dict, ctx, i: int) -> Path:
+    kind = spec["$op"]
+    fig = {"history": _history, "response": _response, "curves": _curves}[kind](spec, ctx, f"plot.{i}")
+    path = Path(ctx.out_dir) / f"{i:02d}_{kind}_{_subject(spec)}.png"
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _subject(spec: dict) -> str:
+    if "search" in spec:
+        return spec["search"]["$ref"]
+    return "_".join(n["$ref"] for n in spec.get("nodes", []))[:60]
+
+
+def _search(spec: dict, ctx) -> tuple[str, dict]:
+    name = spec["search"]["$ref"]
+    return name, ctx.evaluate(name, {})
+
+
+def _finished(result: dict) -> list[dict]:
+    return [t for t in result.get("trials", []) if t.get("state") == "complete"]
+
+
+def _history(spec: dict, ctx, field: str):
+    name, result = _search(spec, ctx)
+    trials = _finished(result)
+    dirs = result.get("directions", ["minimize"])
+    fig, ax = plt.subplots(figsize=(6, 4))
+    if len(dirs) == 2:
+        pareto = {t["number"] for t in result.get("pareto", [])}
+        xs = [t["values"][0] for t in trials]
+        ys = [t["values"][1] for t in trials]
+        ax.scatter(xs, ys, s=18, color="0.6", label="trials")
+        front = sorted((t["values"][0], t["values"][1]) for t in trials if t["number"] in pareto)
+        if front:
+            ax.plot(*zip(*front), "o-", color="C3", label="Pareto set")
+        objs = result.get("objectives", ["objective 0", "objective 1"])
+        ax.set_xlabel(f"{objs[0]} ({dirs[0]})")
+        ax.set_ylabel(f"{objs[1]} ({dirs[1]})")
+    else:
+        nums = [t["number"] for t in trials]
+        vals = [t["value"] if "value" in t else t["values"][0] for t in trials]
+        ax.scatter(nums, vals, s=18, label="trial")
+        best, line = None, []
+        for v in vals:
+            best = v if best is None else (min(best, v) if dirs[0] == "minimize" else max(best, v))
+            line.append(best)
+        ax.step(nums, line, where="post", color="C3", label="best so far")
+        ax.set_xlabel("trial")
+        ax.set_ylabel(f"{(result.get('objectives') or ['objective'])[0]} ({dirs[0]})")
+    ax.set_title(f"search {name}")
+    ax.legend()
+    return fig
+
+
+def _response(spec: dict, ctx, field: str):
+    name, result = _search(spec, ctx)
+    trials = _finished(result)
+    params = [p for p in result.get("params", []) if all(isinstance(t["params"].get(p), (int, float))
+                                                        for t in trials)]
+    if not params:
+        raise OpError(f"response({name}): the search has no numeric params to plot", field=field)
+    fig, axes = plt.subplots(1, len(params), figsize=(3.2 * len(params), 3.2), sharey=True, squeeze=False)
+    vals = [t["value"] if "value" in t else t["values"][0] for t in trials]
+    best = result.get("best_trial")
+    for ax, p in zip(axes[0], params):
+        xs = [t["params"][p] for t in trials]
+        ax.scatter(xs, vals, s=16)
+        for t, x, v in zip(trials, xs, vals):
+            if t["number"] == best:
+                ax.scatter([x], [v], s=60, facecolors="none", edgecolors="C3", label="best")
+        ax.set_xlabel(p)
+    axes[0][0].set_ylabel((result.get("objectives") or ["objective"])[0])
+    fig.suptitle(f"search {name}: objective by param")
+    return fig
+
+
+def _curves(spec: dict, ctx, field: str):
+    metric = spec.get("metric", "loss")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    plotted = 0
+    for j, ref in enumerate(spec.get("nodes", [])):
+        node = ref["$ref"]
+        rows = [(s, v) for _, s, v in ctx.metrics(ctx.plan_key(node, {}), metric) if s is not None]
+        if not rows:
+            ctx.warn(f"curves: no '{metric}' logged for '{node}' in the run registry", field=f"{field}.nodes.{j}")
+            continue
+        by_step = dict(rows)  # a resumed run logs some steps twice: keep the last
+        steps = sorted(by_step)
+        ax.plot(steps, [by_step[s] for s in steps], label=node)
+        plotted += 1
+    if not plotted:
+        raise OpError(f"curves: none of the nodes has '{metric}' in the run registry", field=field)
+    ax.set_xlabel("step")
+    ax.set_ylabel(metric)
+    ax.legend()
+    return fig
