@@ -1,0 +1,94 @@
+"""How fast the language tools start and check (issue: cold `expc check` < 0.5 s; 5,000 statements < 2 s).
+
+Prints one table; baselines are measured in the same run (this machine is noisy: read the ratios):
+  - cold start of a bare `python -c pass`, and of `python -c "import lark, pydantic"`;
+  - cold `expc check` on an example, `expc fmt --check` and `expc graph` on it;
+  - in-process `compile` of a generated 5,000-statement spec, and Lark's bare parse of the same text.
+
+    python benchmarks/check_speed.py [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cold(cmd: list[str], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def generated_spec(n: int) -> str:
+    lines = ['experiment big { seed = 0 }', "param n = 100"]
+    per = 4
+    for i in range((n - 2) // per):
+        lines.append(f"param w{i} ~ uniform(0, 1, default = 0.5)")
+        lines.append(f"data a{i} = arithmetic(n = n + {i}, digits = 2, seed = {i})")
+        lines.append(f"data s{i} = split(a{i}, test = 0.1, seed = {i})")
+        lines.append(f"data t{i} = take(s{i}.train, 10)  # comment {i}")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args()
+    py = sys.executable
+    example = next(iter(sorted((ROOT / "examples").glob("*.exp"))), None)
+    rows = []
+    base_py = cold([py, "-c", "pass"], args.repeat)
+    base_imports = cold([py, "-c", "import lark, pydantic"], args.repeat)
+    rows.append(("python -c pass (baseline)", base_py))
+    rows.append(("python -c 'import lark, pydantic' (baseline)", base_imports))
+    if example is not None:
+        rel = example.relative_to(ROOT)
+        rows.append((f"expc check {rel} (cold)", cold([py, "-m", "expc", "check", str(rel)], args.repeat)))
+        rows.append((f"expc fmt --check {rel} (cold)", cold([py, "-m", "expc", "fmt", "--check", str(rel)], args.repeat)))
+        rows.append((f"expc graph {rel} (cold)", cold([py, "-m", "expc", "graph", str(rel)], args.repeat)))
+
+    text = generated_spec(5000)
+    n_stmts = text.count("\n")
+    with tempfile.TemporaryDirectory() as d:
+        f = Path(d) / "big.exp"
+        f.write_text(text)
+        from expc.interpreter.compiler import compile
+        from expc.runtime.registry import load_registry
+        from expc.spec.parser import _lark
+
+        load_registry()
+        lark = _lark()
+        t = time.perf_counter()
+        lark.parse(text, "big.exp", [])
+        bare = time.perf_counter() - t
+        times = []
+        for _ in range(max(1, args.repeat // 2)):
+            t = time.perf_counter()
+            program = compile(f).program
+            times.append(time.perf_counter() - t)
+        rows.append((f"Lark parse only, {n_stmts} statements (baseline)", bare))
+        rows.append((f"compile (parse + check), {n_stmts} statements, {len(program.nodes)} nodes",
+                     statistics.median(times)))
+        rows.append((f"expc check big.exp (cold, {n_stmts} statements)", cold([py, "-m", "expc", "check", str(f)], 1)))
+
+    w = max(len(r[0]) for r in rows)
+    print(f"{'measurement'.ljust(w)}  {'seconds':>8}  {'x python -c pass':>16}")
+    print(f"{'-' * w}  {'-' * 8}  {'-' * 16}")
+    for name, s in rows:
+        print(f"{name.ljust(w)}  {s:8.3f}  {s / base_py:16.2f}")
+    print("\ngoals: cold `expc check` of an example < 0.5 s; 5,000-statement check < 2 s (2 cores)")
+
+
+if __name__ == "__main__":
+    main()
