@@ -125,18 +125,20 @@ def check_compatible(ops: list[Operand]) -> None:
                 field=o.field,
             )
         v0, v1 = first.config.get("vocab_size"), o.config.get("vocab_size")
-        for t0 in first.tensors:
-            t1 = names[t0.name]
-            if t0.shape == t1.shape:
-                continue
-            if v0 != v1 and isinstance(v0, int) and isinstance(v1, int) and v1 in t1.shape and v0 in t0.shape:
-                raise OpError(
-                    f"vocabulary sizes differ: this model has {v1} tokens, the first model {v0} "
-                    f"(tensor {t0.name!r} is {_shape(t1.shape)} here, {_shape(t0.shape)} there)",
-                    field=o.field,
-                    hint="the models use different tokenizers or resized embeddings; merge models that share "
-                    "the base model's vocabulary",
-                )
+        mismatched = [(t0, names[t0.name]) for t0 in first.tensors if t0.shape != names[t0.name].shape]
+        if mismatched and v0 != v1 and isinstance(v0, int) and isinstance(v1, int):
+            # The vocabulary is the usual root cause: explain it first, whichever tensor comes first.
+            for t0, t1 in mismatched:
+                if v1 in t1.shape and v0 in t0.shape:
+                    raise OpError(
+                        f"vocabulary sizes differ: this model has {v1} tokens, the first model {v0} "
+                        f"(tensor {t0.name!r} is {_shape(t1.shape)} here, {_shape(t0.shape)} there)",
+                        field=o.field,
+                        hint="the models use different tokenizers or resized embeddings; merge models that "
+                        "share the base model's vocabulary",
+                    )
+        if mismatched:
+            t0, t1 = mismatched[0]
             raise OpError(
                 f"tensor {t0.name!r} has shape {_shape(t1.shape)} in this model "
                 f"but {_shape(t0.shape)} in the first model",
