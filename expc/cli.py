@@ -40,6 +40,7 @@ def cmd_check(args) -> int:
     for f in args.files:
         try:
             c = compile(f, sources=sources)
+            all_diags.extend(c.warnings)
             summaries.append({"file": f, "nodes": len(c.program.nodes), "params": len(c.program.params)})
         except CompileError as e:
             all_diags.extend(e.diagnostics)
@@ -161,6 +162,8 @@ def cmd_run(args) -> int:
     except CompileError as e:
         _print_diags(e.diagnostics, sources)
         return EXIT_USAGE if all(d.code == "E002" or d.code == "E001" for d in e.diagnostics) else EXIT_ERRORS
+    if session.warnings:
+        _print_diags(session.warnings, sources)
     for name, _ in saves:
         if name not in session.program.nodes:
             raise UsageError(f"--save: no node named '{name}'")

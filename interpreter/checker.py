@@ -55,6 +55,7 @@ class Checker:
         self._check_param_defaults()
         main_decls = [n for n in self.decls if n in self.nodes]
         self.diags.raise_if_errors()
+        self.warnings = [d for d in self.diags.items if d.severity == "warning"]
         return Program(
             file=self.loaded.main,
             files=[m.file for m in self.loaded.modules],
@@ -326,5 +327,8 @@ _UNKNOWN = _Unknown()
 _NODE_TYPES = {"data", "split", "model", "env", "metric", "search", "poet", "report", "tokenizer"}
 
 
-def check(loaded: Loaded, registry: Registry) -> Program:
-    return Checker(loaded, registry).run()
+def check(loaded: Loaded, registry: Registry) -> tuple[Program, list]:
+    """The typed program and the warnings found (errors are raised as CompileError)."""
+    checker = Checker(loaded, registry)
+    program = checker.run()
+    return program, checker.warnings

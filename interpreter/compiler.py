@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from expc.interpreter.checker import check
@@ -17,6 +17,7 @@ class Compiled:
     program: Program
     sources: SourceCache
     texts: dict[str, str]  # file -> source text (for fmt and watch)
+    warnings: list = field(default_factory=list)  # Diagnostics of severity "warning"
 
 
 def compile(path: str | Path, registry: Registry | None = None, sources: SourceCache | None = None,
@@ -25,5 +26,5 @@ def compile(path: str | Path, registry: Registry | None = None, sources: SourceC
     every diagnostic found, or return the typed IR."""
     sources = sources or SourceCache()
     loaded = load(path, sources, text)
-    program = check(loaded, registry or load_registry())
-    return Compiled(program, sources, loaded.texts)
+    program, warnings = check(loaded, registry or load_registry())
+    return Compiled(program, sources, loaded.texts, warnings)

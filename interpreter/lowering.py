@@ -559,12 +559,35 @@ class ExprLowerer:
             return x
 
         expr = conv(t.tree)
+        self._warn_weights(expr, t.span)
         nid = node_id or self.c.fresh_id(owner, "merge")
         self.c.add_node(
             Node(id=nid, kind=kind if node_id else None, op="algebra", version=op.version, type="model",
                  args={"models": models, "expr": expr}, span=t.span, arg_spans=spans)
         )
         return Typed("model", {"$ref": nid}, t.span)
+
+
+    def _warn_weights(self, expr: Any, span: Span) -> None:
+        """A searched merge weight whose range leaves [-1, 2] is almost always a mistake: warn."""
+        for _, v in symbolic.walk(expr):
+            if not (isinstance(v, dict) and v.get("op") in ("mul", "div")):
+                continue
+            for a in v.get("args", []):
+                if not symbolic.is_tagged(a, "$param"):
+                    continue
+                p = self.c.params.get(a["$param"])
+                if p is None or p.dist is None or "lo" not in p.dist:
+                    continue
+                lo, hi = p.dist["lo"], p.dist["hi"]
+                if lo < -1 or hi > 2:
+                    self.diags.warning(
+                        "W301",
+                        f"searched merge weight '{p.name}' ranges over [{lo}, {hi}]; weights outside [-1, 2] "
+                        "rarely give a useful model",
+                        span,
+                        notes=[(f"'{p.name}' is declared here", p.span)],
+                    )
 
 
 class _Filtered:

@@ -31,6 +31,7 @@ class Session:
     registry: Registry
     sources: SourceCache
     overrides: list[str] = field(default_factory=list)
+    warnings: list = field(default_factory=list)
 
     @classmethod
     def open(cls, file: str | Path, overrides: list[str] | None = None, cache: str | Path | None = None,
@@ -43,8 +44,10 @@ class Session:
         program, env = apply_overrides(compiled.program, registry, list(overrides or []), sources)
         if settings:
             program = program.model_copy(update={"settings": program.settings.model_copy(update=settings)})
+        _check_device(program)
         store = Store(cache or DEFAULT_STORE)
-        return cls(str(file), program, env, store, Runs(store.root), registry, sources, list(overrides or []))
+        return cls(str(file), program, env, store, Runs(store.root), registry, sources, list(overrides or []),
+                   compiled.warnings)
 
     def executor(self, run_id: int, events: Events | None = None, cancel: threading.Event | None = None) -> Executor:
         from expc.runtime.device import resolve
@@ -110,6 +113,17 @@ class Session:
         finally:
             self.runs.finish_run(run_id, status)
         return RunResult(run_id, status, results, failure, ex.trail)
+
+
+def _check_device(program: Program) -> None:
+    from expc.runtime.device import available
+    from expc.spec.diagnostics import CompileError
+
+    problem = available(program.settings.device)
+    if problem:
+        span = program.settings_spans.get("device")
+        raise CompileError([Diagnostic("E007", f"device \"{program.settings.device}\": {problem}", span,
+                                       hint='use device = "auto" to take a GPU only where there is one')])
 
 
 @dataclass

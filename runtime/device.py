@@ -11,3 +11,17 @@ def resolve(device: str) -> str:
     except ImportError:  # pragma: no cover - torch is a dependency
         return "cpu"
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def available(device: str) -> str | None:
+    """None when the device can be used here, else why not (for a diagnostic before anything runs)."""
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    if not torch.cuda.is_available():
+        return "CUDA is not available on this machine"
+    index = int(device.split(":")[1]) if ":" in device else 0
+    if index >= torch.cuda.device_count():
+        return f"there is no GPU {index} (this machine has {torch.cuda.device_count()})"
+    return None
