@@ -185,6 +185,17 @@ def test_mix_weighted_shares(tmp_path, ctx):
     assert set(e for e in ex if e.startswith("b")) == set(b.examples())  # cycled, every example used
 
 
+def test_mix_weighted_by_bytes(tmp_path, ctx):
+    short = _data(tmp_path, "s", [f"{i:02d}" for i in range(50)])  # 2 bytes each
+    long = _data(tmp_path, "l", ["x" * 20 + f"{i:02d}" for i in range(20)])  # 22 bytes each
+    ex = run(D.mix, ctx, sources=[short, long], weights=[1, 1], n=440, unit="bytes").examples()
+    b_short = sum(len(e) for e in ex if len(e) == 2)
+    b_long = sum(len(e) for e in ex if len(e) == 22)
+    assert b_short == 220 and b_long == 220  # 110 short examples (cycled), 10 long ones
+    by_examples = run(D.mix, OpContext(tmp_path / "m2"), sources=[short, long], weights=[1, 1], n=40).examples()
+    assert sum(len(e) == 2 for e in by_examples) == 20
+
+
 def test_mix_bad_weights(tmp_path, ctx):
     a = _data(tmp_path, "a", ["x"])
     with pytest.raises(OpError) as e:

@@ -126,22 +126,31 @@ def arithmetic(n: int, digits: int, seed: int, ops: str = "+") -> list[str]:
     return out
 
 
-def mix(sources: Sequence[list[str]], weights: Sequence[float] | None, n: int | None, seed: int) -> list[str]:
-    """A shuffled mixture. Without weights: every example of every source once. With weights: `n`
-    examples (default: as many as all sources together) of which source i contributes round(n·wᵢ/Σw),
-    taken from a seeded permutation of it and cycled (repeating examples) if it has fewer."""
+def mix(
+    sources: Sequence[list[str]], weights: Sequence[float] | None, n: int | None, seed: int, unit: str = "examples"
+) -> list[str]:
+    """A shuffled mixture. Without weights: every example of every source once. With weights, source
+    i gets a share wᵢ/Σw of the mixture, measured in examples or in UTF-8 bytes (`unit`), of a total
+    of `n` units (default: all sources' total). Its examples come from a seeded permutation of it,
+    cycled (repeating examples) if it has too few."""
     rng = random.Random(seed)
     if weights is None:
         out = [ex for src in sources for ex in src]
     else:
-        total = n if n is not None else sum(len(s) for s in sources)
+        sizes = [[1 if unit == "examples" else len(ex.encode("utf-8")) for ex in src] for src in sources]
+        total = n if n is not None else sum(sum(s) for s in sizes)
         wsum = float(sum(weights))
-        counts = [round(total * w / wsum) for w in weights]
         out = []
-        for src, k in zip(sources, counts):
+        for src, size, w in zip(sources, sizes, weights):
+            target = total * w / wsum
             order = list(range(len(src)))
             rng.shuffle(order)
-            out.extend(src[order[i % len(src)]] for i in range(k))
+            got, i = 0, 0
+            # take examples while that brings the total closer to the target
+            while src and abs(got + size[order[i % len(src)]] - target) < abs(got - target):
+                got += size[order[i % len(src)]]
+                out.append(src[order[i % len(src)]])
+                i += 1
     rng.shuffle(out)
     return out
 

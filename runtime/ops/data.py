@@ -81,14 +81,16 @@ def arithmetic(p: ArithmeticParams, ctx) -> TextData:
 class MixParams(Params):
     sources: Annotated[list[Input["data"]], Variadic()] = Field(min_length=1, description="the datasets to mix")
     weights: list[float] | None = Field(None, description="relative share of each source (default: all examples once)")
-    n: int | None = Field(None, ge=1, description="examples in the mixture when weighted (default: all sources' total)")
+    n: int | None = Field(None, ge=1, description="size of a weighted mixture, in `unit`s (default: all sources' total)")
+    unit: Literal["examples", "bytes"] = Field("examples", description="what the weights and n count")
     seed: int = Field(0, description="shuffling seed")
 
 
 @op("mix", params=MixParams, kinds={"data"}, returns="data", version=1)
 def mix(p: MixParams, ctx) -> TextData:
-    """A shuffled mixture of datasets; with `weights`, source i makes up a share wᵢ/Σw of the examples
-    (sampled from a seeded permutation, repeating examples of a source that is too small)."""
+    """A shuffled mixture of datasets; with `weights`, source i makes up a share wᵢ/Σw of the mixture,
+    counted in examples or in bytes (`unit`), sampled from a seeded permutation of it (repeating
+    examples of a source that is too small)."""
     from expc.runtime.data.sources import mix as mix_examples
 
     if p.weights is not None:
@@ -98,12 +100,12 @@ def mix(p: MixParams, ctx) -> TextData:
             raise OpError("weights must be >= 0 and not all 0", field="weights")
     elif p.n is not None:
         raise OpError("n applies to a weighted mix only", field="n", hint="give weights = [...] too")
-    examples = mix_examples([d.examples() for d in p.sources], p.weights, p.n, p.seed)
+    examples = mix_examples([d.examples() for d in p.sources], p.weights, p.n, p.seed, p.unit)
     if not examples:
         raise OpError("empty mixture: every weighted share rounds to 0 examples", field="weights")
     parts = ", ".join(d.source for d in p.sources)
     if p.weights is not None:
-        parts += ", weights=[" + ", ".join(f"{w:g}" for w in p.weights) + "]"
+        parts += ", weights=[" + ", ".join(f"{w:g}" for w in p.weights) + f"], unit={p.unit}"
     return TextData.write(ctx.out_dir, examples, f"mix({parts})")
 
 

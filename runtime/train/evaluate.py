@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from expc.runtime.train.tokens import tiled_windows
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def stream_loss(lm, stream: torch.Tensor, context: int, batch: int, device: str) -> tuple[float, int]:
     """(mean next-token cross-entropy in nats, number of predicted tokens)."""
     was_training = lm.training

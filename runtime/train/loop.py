@@ -131,7 +131,7 @@ def train(lm, stream: torch.Tensor, cfg: TrainConfig, ctx, device: str, work_dir
     vocab = lm.config.vocab_size
     if int(stream.max()) >= vocab:
         raise OpError(f"the data has token id {int(stream.max())} but the model's vocabulary has {vocab}", field="data")
-    stream = stream.to(device)
+    # The stream stays on the CPU, where the data generator draws offsets; each batch moves to `device`.
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)  # dropout, if the model has any
     opt = make_optimizer(lm.parameters(), cfg)
@@ -156,7 +156,7 @@ def train(lm, stream: torch.Tensor, cfg: TrainConfig, ctx, device: str, work_dir
             lr = lr_at(step, cfg)
             for group in opt.param_groups:
                 group["lr"] = lr
-            windows = sample_windows(stream, cfg.batch, cfg.context, gen)
+            windows = sample_windows(stream, cfg.batch, cfg.context, gen).to(device, non_blocking=True)
             logits = lm(input_ids=windows[:, :-1]).logits
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), windows[:, 1:].reshape(-1))
             opt.zero_grad(set_to_none=True)
