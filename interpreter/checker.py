@@ -185,6 +185,8 @@ class Checker:
         def fn(v):
             if symbolic.is_tagged(v, "$param"):
                 known, d = self.param_default(v["$param"])
+                for m in v.get("path", []):
+                    d = d.get(m, _UNKNOWN) if isinstance(d, dict) else _UNKNOWN
                 return d if known else _UNKNOWN
             if symbolic.is_tagged(v, "$arith"):
                 args = [self.resolve_defaults(a) for a in v["args"]]

@@ -143,6 +143,18 @@ class ExprLowerer:
         if obj is None:
             return None
         value = obj.value
+        if symbolic.is_tagged(value, "$param"):
+            # a member of a record param: keep it symbolic, so overrides and bindings still apply
+            known, current = self.c.param_default(value["$param"])
+            for m in value.get("path", []):
+                current = current.get(m) if isinstance(current, dict) else None
+            if known and isinstance(current, dict) and e.name not in current:
+                self.diags.error("E208", f"param '{value['$param']}' has no field '{e.name}'", e.name_span,
+                                 hint=did_you_mean(e.name, current) or "fields: " + ", ".join(current))
+                return None
+            inner = current.get(e.name) if known and isinstance(current, dict) else None
+            return Typed(_json_type(inner) if inner is not None else "any",
+                         {"$param": value["$param"], "path": [*value.get("path", []), e.name]}, e.span)
         if obj.type == "record" and isinstance(value, dict) and not symbolic.is_tagged(value, "$ref"):
             if e.name not in value:
                 self.diags.error(

@@ -116,7 +116,12 @@ class Planner:
         def fn(v):
             if isinstance(v, dict):
                 if "$param" in v:
-                    return self.param_value(v["$param"], span)
+                    value = self.param_value(v["$param"], span)
+                    for m in v.get("path", []):
+                        if not isinstance(value, dict) or m not in value:
+                            raise PlanError(Diagnostic("E208", f"param '{v['$param']}' has no field '{m}'", span))
+                        value = value[m]
+                    return value
                 if "$arith" in v:
                     args = [self.resolve(a, span) for a in v["args"]]
                     try:

@@ -190,12 +190,25 @@ def test_unknown_member(project):
     assert d.hint == "did you mean 'train'?"
 
 
-@pytest.mark.xfail(strict=True, reason="checker bug: a member of a record-valued param (cfg.lr) is looked up "
-                   "in the {'$param': ...} reference instead of the param's value")
 def test_member_of_a_record_param(project):
     path = project(HEAD + "param cfg = {lr: 0.1}\n"
                    "train m = finetune(base, d, steps = 1, lr = cfg.lr, batch = 1)\n")
-    compile(path)
+    node = compile(path).program.nodes["m"]
+    assert node.args["lr"] == {"$param": "cfg", "path": ["lr"]}
+
+
+def test_member_of_a_record_param_checks_its_value(project):
+    path = project(HEAD + "param cfg = {lr: -0.1}\n"
+                   "train m = finetune(base, d, steps = 1, lr = cfg.lr, batch = 1)\n")
+    (d,) = diagnostics(path)
+    assert d.code == "E401" and "'lr'" in d.message and "greater than 0" in d.message
+
+
+def test_unknown_field_of_a_record_param(project):
+    path = project(HEAD + "param cfg = {lr: 0.1}\n"
+                   "train m = finetune(base, d, steps = 1, lr = cfg.rl, batch = 1)\n")
+    (d,) = diagnostics(path)
+    assert d.code == "E208" and d.message == "param 'cfg' has no field 'rl'" and d.hint == "fields: lr"
 
 
 # ---- dependency cycles ---------------------------------------------------------------------------
