@@ -56,7 +56,6 @@ experiment blocks {
 }
 
 param cfg = {lr: 1e-3, name: "x", sizes: [1, 2, 3]}
-param cfg_lr = 1e-3
 data d = arithmetic(n = 10, seed = 2)
 model g = gpt2(
   layers = 1, width = 8,
@@ -67,7 +66,7 @@ train f = finetune(
   model = g,
   data = take(d, n = 5),
   steps = 1,
-  lr = cfg_lr * 2,
+  lr = cfg.lr * 2,
   batch = -(-2),
 )
 eval l = loss(f, d)
