@@ -16,6 +16,7 @@ from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from expc.spec import ast
+from expc.spec.tables import load_parser
 from expc.spec.diagnostics import Collector, CompileError, Diagnostic, Span, did_you_mean
 from expc.spec.types import STATEMENT_KEYWORDS
 
@@ -121,15 +122,7 @@ class _LarkParser:
     def __init__(self) -> None:
         self.postlex = _BracketPostLex("<input>")
         self.comments: list[Token] = []
-        self.lark = Lark(
-            _grammar(),
-            parser="lalr",
-            lexer="contextual",
-            propagate_positions=True,
-            maybe_placeholders=False,
-            postlex=self.postlex,
-            lexer_callbacks={"COMMENT": self._comment},
-        )
+        self.lark = load_parser(_grammar(), postlex=self.postlex, lexer_callbacks={"COMMENT": self._comment})
 
     def _comment(self, tok: Token) -> Token:
         self.comments.append(tok)
