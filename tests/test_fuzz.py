@@ -23,7 +23,7 @@ from expc.spec.printer import format_source
 from _astutil import strip
 
 # EXPC_FUZZ_EXAMPLES=5000 for a deeper run; the default keeps this file well under 20 s.
-EXAMPLES_PER_TEST = int(os.environ.get("EXPC_FUZZ_EXAMPLES", "200"))
+EXAMPLES_PER_TEST = int(os.environ.get("EXPC_FUZZ_EXAMPLES", "150"))
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").rglob("*.exp"))
 
