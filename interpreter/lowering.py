@@ -7,6 +7,7 @@ expression into one per-tensor function.
 
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -239,8 +240,11 @@ class ExprLowerer:
                 ok = False
             else:
                 bound[kw.name] = kw.value
+        # a misspelled keyword already got "did you mean 'steps'?": don't also say 'steps' is missing
+        suggested = {m for kw in e.kwargs if kw.name not in names
+                     for m in difflib.get_close_matches(kw.name, names, n=1, cutoff=0.6)}
         for f in fields:
-            if f.required and f.name not in bound:
+            if f.required and f.name not in bound and f.name not in suggested:
                 sig = ", ".join(x.name for x in fields if x.required)
                 self.diags.error("E403", f"{op.name}() is missing the required argument '{f.name}'", e.span,
                                  hint=f"{op.name}({sig}, ...)")
