@@ -1,7 +1,8 @@
 """Compile a (specialized, folded) merge IR into one per-tensor function.
 
 `compile_lin(lin)` returns `f(x, name, out=None) -> Tensor` where `x[i]` is operand i's float32
-tensor (or a chunk of it, for elementwise programs) and `out` an optional reusable result buffer. Each operand is a leaf that the caller loads once; linear
+tensor (or a chunk of it, for elementwise programs) and `out` an optional reusable result buffer.
+Each operand is a leaf that the caller loads once; linear
 combinations accumulate in place into one buffer (`acc = c0*x0; acc += c1*x1; ...`), so the only
 temporaries are those the non-linear kernels need. Compiled functions are cached by IR, and the IR
 of a tensor only depends on which where() branches it takes, so a model compiles a handful of them.
