@@ -92,7 +92,7 @@ class GymParams(Params):
                 continue
             if isinstance(v, (list, tuple)) and all(_is_number(x) for x in v):
                 continue
-            check_param_value(k, v)
+            check_param_value(k, v, ranges=True)
         return self
 
 
@@ -128,7 +128,7 @@ def bipedal(p: BipedalParams, ctx=None) -> dict:
 class PointParams(Params):
     target: Input["number", "mutable"] = Field(1.0, description="where the point must go")
     wind: Input["number", "mutable"] = Field(0.0, description="constant force pushing the point")
-    horizon: int = Field(50, ge=1, le=100_000, description="episode length (steps)")
+    horizon: int = Field(30, ge=1, le=100_000, description="episode length (steps)")
 
     @field_validator("target", "wind")
     @classmethod

@@ -85,7 +85,7 @@ def run_poet(p, ctx) -> dict:
     agent = agent_json(s)
     fp = fingerprint(s, agent)
     work = Path(ctx.work_dir)
-    address = getattr(ctx, "ray_address", None)
+    address = getattr(ctx, "address", None)
     with Executor(ctx.workers, ctx.backend, address) as ex:
         poet = Poet(s, agent, ex)
         st = checkpoint.load(work, fp) or poet.new_state()

@@ -124,7 +124,7 @@ class BipedalWalkerPOET(bw.BipedalWalker):
 class PointReach(gym.Env):
     """Push a point mass on a line to `target` against a constant `wind`; reward -|x - target| per step.
 
-    Pure Python arithmetic: an episode of 50 steps takes well under a millisecond."""
+    Pure Python arithmetic: an episode of 30 steps takes about a millisecond."""
 
     metadata = {"render_modes": []}
 
@@ -143,8 +143,8 @@ class PointReach(gym.Env):
 
     def step(self, action):
         a = min(max(float(action[0]), -1.0), 1.0)
-        self.v = 0.9 * self.v + 0.1 * (a + self.wind)
-        self.x += 0.1 * self.v
+        self.v = 0.8 * self.v + 0.2 * (a + self.wind)
+        self.x += 0.2 * self.v
         reward = -abs(self.x - self.target)
         return np.array([self.x - self.target, self.v]), reward, False, False, {}
 
@@ -153,7 +153,7 @@ def register_envs() -> None:
     if BIPEDAL_ID not in gym.registry:
         gym.register(id=BIPEDAL_ID, entry_point=f"{__name__}:BipedalWalkerPOET", max_episode_steps=2000)
     if POINT_ID not in gym.registry:
-        gym.register(id=POINT_ID, entry_point=f"{__name__}:PointReach", max_episode_steps=50)
+        gym.register(id=POINT_ID, entry_point=f"{__name__}:PointReach", max_episode_steps=30)
 
 
 class EnvConfigError(ValueError):
