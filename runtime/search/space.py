@@ -43,6 +43,14 @@ def derived_seed(seed: int, i: int) -> int:
     return (int(seed) * 1_000_003 + i * 7919 + 17) % (2**31 - 1)
 
 
+class _GridSampler(optuna.samplers.GridSampler):
+    """Optuna's grid sampler calls study.stop() when the grid is exhausted, which only works inside
+    study.optimize(); the search loop asks and tells itself and never runs past the grid's size."""
+
+    def after_trial(self, study, trial, state, values) -> None:
+        pass
+
+
 def make_sampler(spec: dict, i: int, grid: dict[str, list[Any]] | None, multi: bool) -> optuna.samplers.BaseSampler:
     kind = spec["$op"]
     seed = derived_seed(spec.get("seed", 0), i)
@@ -51,7 +59,8 @@ def make_sampler(spec: dict, i: int, grid: dict[str, list[Any]] | None, multi: b
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if kind == "grid":
-        return optuna.samplers.GridSampler(grid or {}, seed=seed)
+        # Not the per-trial seed: the grid's order is shuffled with it, and must be the same every trial.
+        return _GridSampler(grid or {}, seed=int(spec.get("seed", 0)))
     if kind == "cmaes":
         if multi:
             raise OpError("cmaes() optimizes a single objective", field="sampler", hint="use tpe() or random()")
