@@ -85,9 +85,13 @@ def cost_line(spec: dict, ctx, field: str) -> tuple[str, dict]:
     best = ", ".join(f"{k} = {_short(v)}" for k, v in (result.get("best") or {}).items())
     line = (f"{search}: {n} weightings searched in {s_search:.1f} s (one trial {per_trial:.2f} s); "
             f"a grid of {n} by retraining '{retrain}' ({s_retrain:.1f} s each) would take {grid:.0f} s, "
-            f"{grid / max(s_search, 1e-9):.0f}x the search. Best: {best}")
+            f"{_ratio(grid / max(s_search, 1e-9))} the time of the search. Best: {best}")
     return line, {"search": search, "trials": n, "search_seconds": s_search, "trial_seconds": per_trial,
                   "retrain": retrain, "retrain_seconds": s_retrain, "grid_seconds": grid}
+
+
+def _ratio(r: float) -> str:
+    return f"{r:.0f}x" if r >= 10 else f"{r:.2g}x"
 
 
 def _short(v: Any) -> str:
