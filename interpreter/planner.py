@@ -259,17 +259,32 @@ class Planner:
         return None
 
     def _deferred_material(self, v: Any) -> Any:
-        """Deferred references key by their *definition*: the referenced node's args and params."""
+        """Deferred references key by their *definition*: the referenced node's args and params, and
+        the key it plans to with every searched (`~`) param at a fixed placeholder, so that a change
+        upstream (data, a fine-tune's args) reruns a search without the params' values keying it."""
 
         def fn(x):
             if isinstance(x, dict) and "$ref" in x:
                 n = self.program.nodes.get(x["$ref"])
                 return {"$deferred": x["$ref"], "path": x.get("path", []),
                         "def": symbolic.transform(n.args, lambda y: None) if n else None,
-                        "op": n.op if n else None}
+                        "op": n.op if n else None,
+                        "upstream": self._placeholder_planner().plan(x["$ref"]).key if n else None}
             return None
 
         return symbolic.transform(v, fn)
+
+    def _placeholder_planner(self) -> "Planner":
+        env = {name: _placeholder(p.dist) for name, p in self.program.params.items() if p.dist is not None}
+        env.update(self.env)
+        return Planner(self.program, self.registry, env, self.hasher, self.value_of)
+
+
+def _placeholder(dist: dict) -> Any:
+    """A fixed valid value of a search distribution (its low end, or its first option)."""
+    if "options" in dist and dist["options"]:
+        return dist["options"][0]
+    return dist.get("lo", dist.get("default"))
 
 
 def _refs_with_keys(value: Any, input_keys: dict[str, str]) -> Any:
