@@ -192,3 +192,22 @@ def test_ray_backend_runs_trials_as_ray_tasks(tmp_path):
     # the same search on the local backend gives the same trials (nothing else changes)
     _, r2 = run(f, tmp_path / "local")
     assert [t["params"] for t in r2.results["sweep"]["trials"]] == [t["params"] for t in r.results["sweep"]["trials"]]
+
+
+def test_a_change_upstream_of_the_objective_reruns_the_search(tmp_path):
+    f = write(tmp_path, "search sweep { objective = minimize(ppl), sampler = random(0), trials = 2 }")
+    _, r = run(f, tmp_path / "store")
+    assert r.status == "ok", r.failure
+
+    def status(*overrides):
+        s = Session.open(f, list(overrides), cache=tmp_path / "store")
+        return {node: st for node, _, st, _ in s.dry_run()}
+
+    assert status()["sweep"] == "cached"
+    changed = status("m2.steps=7")  # the fine-tune feeds the merge the objective evaluates
+    assert changed["m2"] == "run" and changed["sweep"] == "run"
+    assert status("w1=0.25")["sweep"] == "run"  # a searched param fixed from the command line...
+    s = Session.open(f, ["w1=0.25"], cache=tmp_path / "store")
+    r2 = s.run()
+    assert r2.status == "ok", r2.failure
+    assert r2.results["sweep"]["params"] == ["w2"]  # ... is not searched

@@ -39,7 +39,8 @@ def searched_params(p, ctx, targets: list[Target]) -> list[str]:
     used: set[str] = set()
     for t in targets:
         used |= set(ctx.params_of(t.node))
-    names = sorted(n for n in used if (d := ctx.param_decl(n)) is not None and d.dist is not None)
+    fixed = set(getattr(ctx, "env", None) or {})  # params set on the command line stay fixed
+    names = sorted(n for n in used - fixed if (d := ctx.param_decl(n)) is not None and d.dist is not None)
     if not names:
         raise OpError("the objective depends on no searched param: nothing to search",
                       field="objective", hint="declare one with `param w ~ uniform(0, 1)` and use it upstream")
