@@ -1,9 +1,10 @@
 """One `finetune` operator call versus the equivalent hand-written PyTorch loop.
 
 Same model directory, same data, same steps, same optimizer/schedule/clipping/seed; both load the
-model from its directory, tokenize, train and save it. The two runs alternate (repeats) and the
-table shows medians; the hand loop's final weights are checked to be bit-identical to the operator's,
-so the comparison is of the same computation. Goal: ratio <= 1.05.
+model from its directory, tokenize, train and save it. The two runs alternate (repeats); the table
+shows medians of wall time and of process CPU time (steadier on a shared machine). The hand loop's
+final weights are checked to be bit-identical to the operator's, so both did the same computation.
+Goal: ratio <= 1.05.
 
     .venv/bin/python benchmarks/train_overhead.py [--steps 200] [--layers 2] [--width 64] ...
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import shutil
 import statistics
 import sys
@@ -76,30 +78,37 @@ def main() -> None:
         model = run(M.gpt2, OpContext(root / "model"), layers=a.layers, width=a.width, heads=a.heads,
                     context=a.context)
         examples = data.examples()
-        op_times, hand_times = [], []
+        load = os.getloadavg()[0]
+        op_times, hand_times, op_cpu, hand_cpu = [], [], [], []
         for r in range(-1, a.repeats):  # r = -1: warm-up of both (imports, allocator), not timed
             ctx = OpContext(root / f"op{r}", node="bench")
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             tuned = run(T.finetune, ctx, model=model, data=data, steps=a.steps, lr=a.lr, batch=a.batch,
                         context=a.context, seed=a.seed)
-            t_op = time.perf_counter() - t
+            t_op, c_op = time.perf_counter() - t, time.process_time() - c
             threads = torch.get_num_threads()  # the op chose it; the hand loop uses the same
             out = root / f"hand{r}"
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             hand_loop(model.path, examples, out, a)
-            t_hand = time.perf_counter() - t
+            t_hand, c_hand = time.perf_counter() - t, time.process_time() - c
             if r >= 0:
                 op_times.append(t_op)
                 hand_times.append(t_hand)
+                op_cpu.append(c_op)
+                hand_cpu.append(c_hand)
             wa, wb = load_file(str(tuned.path / "model.safetensors")), load_file(str(out / "model.safetensors"))
             assert all(torch.equal(wa[k], wb[k]) for k in wa), "the hand loop computed something else"
         op_t, hand_t = statistics.median(op_times), statistics.median(hand_times)
+        op_c, hand_c = statistics.median(op_cpu), statistics.median(hand_cpu)
         print(f"model: gpt2 layers={a.layers} width={a.width} context={a.context}, {model.n_params} params; "
               f"batch={a.batch}, {a.steps} steps, torch threads={threads}; medians of {a.repeats} alternating runs")
-        print(f"{'':28}{'seconds':>10}{'steps/s':>10}")
-        print(f"{'hand-written PyTorch loop':28}{hand_t:10.3f}{a.steps / hand_t:10.1f}")
-        print(f"{'finetune operator':28}{op_t:10.3f}{a.steps / op_t:10.1f}")
-        print(f"{'ratio (operator / hand)':28}{op_t / hand_t:10.3f}")
+        print(f"machine load average before the runs: {load:.2f} on {os.cpu_count()} cores")
+        print(f"{'':28}{'wall s':>10}{'steps/s':>10}{'CPU s':>10}")
+        print(f"{'hand-written PyTorch loop':28}{hand_t:10.3f}{a.steps / hand_t:10.1f}{hand_c:10.3f}")
+        print(f"{'finetune operator':28}{op_t:10.3f}{a.steps / op_t:10.1f}{op_c:10.3f}")
+        print(f"{'ratio (operator / hand)':28}{op_t / hand_t:10.3f}{'':10}{op_c / hand_c:10.3f}")
+        print("all runs (s): operator " + " ".join(f"{t:.2f}" for t in op_times)
+              + "; hand " + " ".join(f"{t:.2f}" for t in hand_times))
         print("final weights: bit-identical")
     finally:
         shutil.rmtree(root, ignore_errors=True)
