@@ -23,9 +23,13 @@ def test_dem_miniature_prints_the_table_and_reuses_the_fine_tunes(tmp_path, caps
     # the table: base, data mixing and DEM (best weights) on each held-out source and the mixture
     lines = out[out.index("report results"):].splitlines()
     assert lines[1].split() == ["math", "code", "prose", "mixture"]
-    rows = {ln.split()[0]: [float(x) for x in ln.split()[1:]] for ln in lines[3:6]}
-    assert set(rows) == {"base", "mixing", "dem"}
+    names = ["base", "data mixing", "dem, w = 0.3", "dem, best w"]
+    rows = {}
+    for ln, name in zip(lines[3:7], names):
+        assert ln.startswith(name)
+        rows[name] = [float(x) for x in ln[len(name):].split()]
     assert all(len(v) == 4 and all(math.isfinite(x) and x > 1 for x in v) for v in rows.values())
+
     cost = next(ln for ln in lines if ln.startswith("sweep: 4 weightings searched in"))
     assert re.search(r"retraining 'm_mix' \(\d+\.\d s each\) would take \d+ s", cost)
     plots = [Path(ln.split("plot: ", 1)[1]) for ln in lines if ln.startswith("plot: ")]
@@ -38,6 +42,8 @@ def test_dem_miniature_prints_the_table_and_reuses_the_fine_tunes(tmp_path, caps
     assert sorted(n for n, op, _ in ran if op == "finetune") == ["base", "m_code", "m_math", "m_mix", "m_prose"]
     # the merge ran once with the default weights and once per trial; the best weights were a trial's
     assert sum(1 for _, op, _ in ran if op == "algebra") == 1 + 4
+    # evaluations: 4 trials, and the table's 16 cells less the one that is a trial's (mixture, best w)
+    assert sum(1 for _, op, _ in ran if op == "perplexity") == 4 + 16 - 1
     trial_evals = [b for n, op, b in ran if n == "ppl_dem" and b != "{}"]
     assert len(trial_evals) == 4
     # the search's wall time and the mixing fine-tune's are both in the registry (the cost line reads them)
