@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv as _csv
 import io
 import json
+import os
 import random
 from pathlib import Path
 from typing import Sequence
@@ -13,8 +14,18 @@ from typing import Sequence
 from expc.runtime.api import OpError
 
 
+def shown(path: str) -> str:
+    """The path as users should read it: relative to the working directory when inside it."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if rel.startswith("..") else rel
+
+
 def _read_utf8(path: str, field: str = "path") -> str:
     p = Path(path)
+    path = shown(path)
     if not p.exists():
         raise OpError(f"{path}: no such file", field=field)
     if p.is_dir():
@@ -42,6 +53,7 @@ def read_text(path: str, chunk: str = "line") -> list[str]:
     """Examples of a text file: one per non-blank line, one per blank-line-separated paragraph, or the
     whole file as one example."""
     text = _read_utf8(path)
+    path = shown(path)
     if chunk == "line":
         examples = [line for line in text.splitlines() if line.strip()]
         what = "non-blank lines"
@@ -65,6 +77,7 @@ def read_text(path: str, chunk: str = "line") -> list[str]:
 def read_jsonl(path: str, field: str = "text") -> list[str]:
     """The string `field` of every JSON object, one object per non-blank line."""
     text = _read_utf8(path)
+    path = shown(path)
     examples = []
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -90,6 +103,7 @@ def read_jsonl(path: str, field: str = "text") -> list[str]:
 def read_csv(path: str, column: str = "text") -> list[str]:
     """The `column` of every row of a CSV file with a header row."""
     text = _read_utf8(path)
+    path = shown(path)
     reader = _csv.DictReader(io.StringIO(text, newline=""))
     try:
         header = reader.fieldnames
