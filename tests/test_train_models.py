@@ -51,9 +51,9 @@ def test_gpt2_loads_as_causal_lm(tmp_path):
 
 
 def test_gpt2_param_errors(tmp_path):
-    with pytest.raises(OpError) as e:
-        run(M.gpt2, OpContext(tmp_path / "m"), layers=1, width=30, heads=4, context=8)
-    assert e.value.field == "heads" and "must divide width" in e.value.message
+    with pytest.raises(ValidationError) as e:
+        M.gpt2.params(layers=1, width=30, heads=4, context=8)
+    assert e.value.errors()[0]["loc"] == ("heads",) and "must divide width = 30" in str(e.value)
     with pytest.raises(OpError, match="too small for byte-level"):
         run(M.gpt2, OpContext(tmp_path / "m2"), layers=1, width=16, heads=2, context=8, vocab=100)
     with pytest.raises(ValidationError):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from expc.runtime.registry import Params, op
 from expc.runtime.values import ModelDir
@@ -20,6 +20,14 @@ class Gpt2Params(Params):
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout of embeddings, attention and residuals")
     seed: int = Field(0, description="initialisation seed")
 
+    @field_validator("heads")
+    @classmethod
+    def _divides_width(cls, heads: int, info: ValidationInfo) -> int:
+        width = info.data.get("width")
+        if width is not None and width % heads:
+            raise ValueError(f"heads = {heads} must divide width = {width}")
+        return heads
+
 
 @op("gpt2", params=Gpt2Params, kinds={"model"}, returns="model", version=1)
 def gpt2(p: Gpt2Params, ctx) -> ModelDir:
@@ -28,8 +36,6 @@ def gpt2(p: Gpt2Params, ctx) -> ModelDir:
     from expc.runtime.train.modeling import build_gpt2, save_model
     from expc.runtime.train.tokens import Tokenizer, load_hf_tokenizer
 
-    if p.width % p.heads:
-        raise OpError(f"heads = {p.heads} must divide width = {p.width}", field="heads")
     if p.tokenizer == "bytes":
         tok = Tokenizer("bytes")
         if p.vocab < 256:
