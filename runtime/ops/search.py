@@ -99,12 +99,12 @@ class SearchParams(Params):
     objective: Annotated[Any, Deferred()] = Field(
         description="minimize(EVAL), maximize(EVAL), or a list of them (multi-objective: the Pareto set)"
     )
-    sampler: dict = Field({"$op": "tpe", "seed": 0, "startup": 10}, description="tpe(seed), random(seed), "
+    sampler: Any = Field({"$op": "tpe", "seed": 0, "startup": 10}, description="tpe(seed), random(seed), "
                           "grid(), cmaes(seed)")
     trials: int = Field(20, ge=1, le=1_000_000, description="number of trials (a resumed search runs the rest)")
     parallel: int = Field(1, ge=1, le=1024, description="trials at once: local worker processes, or Ray tasks "
                           'with backend = "ray"')
-    pruner: dict | None = Field(None, description="median() or none")
+    pruner: Any = Field(None, description="median() or none")
     over: Annotated[list[Any] | None, Deferred()] = Field(
         None, description="the params to search (default: every `~` param the objective depends on)"
     )
