@@ -64,8 +64,8 @@ def csv(p: CsvParams, ctx) -> TextData:
 class ArithmeticParams(Params):
     n: int = Field(2000, ge=1, le=10_000_000, description="number of examples")
     digits: int = Field(3, ge=1, le=18, description="maximum number of digits of each operand")
-    ops: str = Field("+", min_length=1, pattern=r"^[+\-*]+$", description='operators to draw from, e.g. "+-*"')
     seed: int = Field(0, description="generator seed")
+    ops: str = Field("+", min_length=1, pattern=r"^[+\-*]+$", description='operators to draw from, e.g. "+-*"')
 
 
 @op("arithmetic", params=ArithmeticParams, kinds={"data"}, returns="data", version=1)

@@ -14,11 +14,11 @@ class Gpt2Params(Params):
     heads: int = Field(ge=1, le=256, description="attention heads; must divide width")
     context: int = Field(ge=2, le=1_000_000, description="longest input in tokens (n_positions)")
     vocab: int = Field(256, ge=2, description="vocabulary size (256 for bytes; a tokenizer's size if given)")
+    seed: int = Field(0, description="initialisation seed")
     tokenizer: str = Field(
         "bytes", description='"bytes" (UTF-8 bytes, the default) or the path of a local Hugging Face tokenizer directory'
     )
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout of embeddings, attention and residuals")
-    seed: int = Field(0, description="initialisation seed")
 
     @field_validator("heads")
     @classmethod

@@ -21,9 +21,9 @@ class FinetuneParams(Params):
     schedule: Literal["cosine", "linear", "constant"] = Field("cosine", description="decay after warmup")
     warmup: int = Field(0, ge=0, description="steps of linear warmup")
     weight_decay: float = Field(0.0, ge=0, description="decoupled (adamw) or L2 (adam, sgd)")
-    clip: float = Field(1.0, ge=0, description="gradient-norm clipping (0: off)")
     seed: int = Field(0, description="data order and dropout seed")
     checkpoint_every: int = Field(100, ge=1, description="steps between resumable checkpoints")
+    clip: float = Field(1.0, ge=0, description="gradient-norm clipping (0: off)")
 
 
 @op("finetune", params=FinetuneParams, kinds={"train", "model"}, returns="model", version=1)
