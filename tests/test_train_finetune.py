@@ -196,3 +196,16 @@ def test_checkpoint_is_not_pickle(setup, tmp_path):
     again = OpContext(tmp_path / "c")
     _ft(setup, again, optimizer="sgd", lr=0.1)
     assert [s for _, _, s in again.logs][0] == 20
+
+
+def test_thread_count_override(monkeypatch):
+    from expc.runtime.train.loop import set_threads
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("EXPC_THREADS", "1")
+        assert set_threads(workers=1) == 1 and torch.get_num_threads() == 1
+        monkeypatch.delenv("EXPC_THREADS")
+        assert 1 <= set_threads(workers=64) <= 1  # more workers than cores: one thread each
+    finally:
+        torch.set_num_threads(before)
