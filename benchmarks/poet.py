@@ -2,6 +2,7 @@
 
     python benchmarks/poet.py                      # Pendulum setting of examples/poet.exp, 5 active pairs
     python benchmarks/poet.py --iterations 20 --workers 2 --ray
+    python benchmarks/poet.py --ablation --seeds 0 1 2 3   # transfers on vs off, examples/poet.exp setting
 
 The population is fixed (pairs are seeded, no reproduction or transfer during the timed part), so the
 numbers measure the rollout engine: every iteration is one ES step and one evaluation per pair. Each
@@ -65,6 +66,62 @@ def timed(s, agent, pairs: int, iterations: int, workers: int, backend: str) -> 
     return iterations / dt, dt, [p.score for p in st.pairs]
 
 
+def ablation_run(job: tuple[str, int, bool, int]) -> dict:
+    """One run of the examples/poet.exp setting (Pendulum) or the point-reach setting of the tests,
+    with transfers on or off (off: a transfer period longer than the run)."""
+    import tempfile
+    from pathlib import Path
+
+    from expc.runtime.ops import envs as E
+    from expc.runtime.ops import poet as P
+    from expc.runtime.poet.context import LocalContext
+
+    env_name, seed, transfers, iterations = job
+
+    def inl(op, **kw):
+        return op.fn(op.params(**kw))
+
+    period = 5 if env_name == "pendulum" else 3
+    transfer = inl(P.every, n=period if transfers else 10**7, fine_tune=True)
+    if env_name == "pendulum":
+        p = P.poet.params(
+            env=inl(E.gym, id="Pendulum-v1", g=inl(E.mutable, start=10, step=1, min=5, max=20),
+                    max_torque=inl(E.mutable, start=2, step=0.25, min=1, max=2), horizon=200),
+            agent=inl(P.mlp, hidden=[16]), es=inl(P.es, population=16, sigma=0.1, lr=0.01, eval_episodes=3),
+            iterations=iterations, mutate=inl(P.every, n=10, children=8, admit=1, max_active=5),
+            criterion=[-1300, -950], repro_threshold=-1000, solved=-800, transfer=transfer,
+            novelty=inl(P.pata_ec, k=5, clip=[-1300, -800]), checkpoint=inl(P.every, n=10**6),
+        )
+    else:
+        p = P.poet.params(
+            env=inl(E.point, target=inl(E.mutable, start=1, step=0.5, min=0.5, max=4), wind=inl(E.mutable, start=0, step=0.3, min=-1, max=1)),
+            agent=inl(P.mlp, hidden=[8]), es=inl(P.es, population=12, lr=0.05, eval_episodes=2),
+            iterations=iterations, mutate=inl(P.every, n=5, children=6, admit=1, max_active=3),
+            criterion=[-20, -6], repro_threshold=-7, solved=-5.5, transfer=transfer,
+            novelty=inl(P.pata_ec, k=3, max_agents=4), checkpoint=inl(P.every, n=10**6),
+        )
+    d = Path(tempfile.mkdtemp(prefix="poet-ablation-"))
+    t = time.perf_counter()
+    r = P.poet.fn(p, LocalContext(out_dir=d / "out", work_dir=d / "work", seed=seed))
+    return {"env": env_name, "seed": seed, "transfers_on": transfers, "annecs": r.annecs, "transfers": r.transfers,
+            "envs": len(r.archive), "seconds": time.perf_counter() - t}
+
+
+def ablation(env_name: str, seeds: list[int], iterations: int, processes: int) -> None:
+    import multiprocessing as mp
+
+    jobs = [(env_name, seed, on, iterations) for seed in seeds for on in (True, False)]
+    with mp.get_context("spawn").Pool(processes) as pool:
+        rows = pool.map(ablation_run, jobs, chunksize=1)
+    print(f"transfer ablation: {env_name}, {iterations} iterations, seeds {seeds}")
+    print(f"{'seed':>5}  {'transfers':<9}  {'ANNECS':>6}  {'#transfers':>10}  {'envs':>5}  {'seconds':>7}")
+    for r in rows:
+        print(f"{r['seed']:>5}  {'on' if r['transfers_on'] else 'off':<9}  {r['annecs']:>6}  {r['transfers']:>10}  {r['envs']:>5}  {r['seconds']:>7.1f}")
+    for on in (True, False):
+        a = [r["annecs"] for r in rows if r["transfers_on"] == on]
+        print(f"mean ANNECS with transfers {'on ' if on else 'off'}: {np.mean(a):.2f} (min {min(a)}, max {max(a)})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--iterations", type=int, default=10)
@@ -73,7 +130,13 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--env", default="Pendulum-v1", choices=["Pendulum-v1", "LunarLanderContinuous-v3"])
     ap.add_argument("--ray", action="store_true", help="also time the Ray backend")
+    ap.add_argument("--ablation", choices=["pendulum", "point"], help="transfer ablation instead of timings")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
+    ap.add_argument("--ablation-iterations", type=int, default=100)
     a = ap.parse_args()
+    if a.ablation:
+        ablation(a.ablation, a.seeds, a.ablation_iterations, a.workers)
+        return
     s, agent, pairs = build(a.pairs, a.population, a.env)
     rows = []
     configs = [(1, "local"), (a.workers, "local")] + ([(a.workers, "ray")] if a.ray else [])

@@ -9,6 +9,15 @@
 
 The published `update_pata_ec` meant to clip each score with `cap_score(score, lower, upper)`; here the
 clip is applied to every score of the vector before ranking, which is the intended behaviour.
+
+Cost. Published PATA-EC scores every agent (active and archived) on every environment at each
+reproduction step, which grows quadratically with the archive. Here (see `Poet.novelty`) the agent set
+is all active agents plus the most recently archived ones up to `max_agents` (default 20), and a child
+is compared with the active environments plus the most recently archived ones up to `max_envs` (default
+50); each score is one episode on a fixed per-environment seed, and the scores of archived (frozen)
+agents on already admitted (fixed) environments are cached in the run state (and its checkpoints).
+A reproduction step therefore costs at most |active| x (max_envs + children) episodes plus the
+archived agents' scores on the children, whatever the length of the run.
 """
 
 from __future__ import annotations
