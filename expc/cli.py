@@ -135,7 +135,12 @@ def cmd_ops(args) -> int:
             default = "required" if f.required else f"default {json.dumps(f.default, default=str)}"
             extra = f"; {f.constraints}" if f.constraints else ""
             var = " (variadic)" if f.variadic else ""
-            print(f"  {f.name}: {type_name(f.annotation)}{var}  [{default}{extra}]")
+            if f.input_types is not None:
+                shown = " | ".join(f.input_types)
+                shown = f"list[{shown}]" if f.is_list else shown
+            else:
+                shown = type_name(f.annotation)
+            print(f"  {f.name}: {shown}{var}  [{default}{extra}]")
             if f.description:
                 print(f"      {f.description}")
         return EXIT_OK

@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import types
 import typing
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -231,7 +232,7 @@ def type_name(annotation: Any) -> str:
     if origin in (list, tuple):
         args = typing.get_args(annotation)
         return f"list[{type_name(args[0])}]" if args else "list"
-    if origin is typing.Union or str(origin) == "types.UnionType":
+    if origin is typing.Union or origin is types.UnionType:
         return " | ".join(type_name(a) for a in typing.get_args(annotation))
     if annotation is type(None):
         return "none"
