@@ -12,7 +12,7 @@ import warnings
 from functools import lru_cache
 from typing import Iterator
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from expc.spec import ast
@@ -122,7 +122,9 @@ class _LarkParser:
     def __init__(self) -> None:
         self.postlex = _BracketPostLex("<input>")
         self.comments: list[Token] = []
-        self.lark = load_parser(_grammar(), postlex=self.postlex, lexer_callbacks={"COMMENT": self._comment})
+        self.transformer = _ToAst("<input>")
+        self.lark = load_parser(_grammar(), postlex=self.postlex, lexer_callbacks={"COMMENT": self._comment},
+                                transformer=self.transformer)
 
     def _comment(self, tok: Token) -> Token:
         self.comments.append(tok)
@@ -130,6 +132,7 @@ class _LarkParser:
 
     def parse(self, text: str, file: str, comments: list[Token]):
         self.postlex.file = file
+        self.transformer.file = file
         self.comments = comments
         return self.lark.parse(text)
 
@@ -140,83 +143,79 @@ def _lark() -> _LarkParser:
 
 
 class _ToAst(Transformer):
+    """Builds the AST inside the LALR parser's reduce callbacks, with no intermediate parse tree (the
+    parser keeps every token, so spans come from the first and last child: keywords and brackets
+    included). About twice as fast as transforming a tree built with propagated positions."""
+
     def __init__(self, file: str):
         super().__init__()
         self.file = file
 
-    def _span(self, meta) -> Span:
-        return Span(self.file, meta.line, meta.column, meta.end_line, meta.end_column)
+    def __default__(self, data, children, meta):
+        return Tree(data, children)  # the _inlined helper rules; the parser splices their children
+
+    def _sp(self, x) -> Span:
+        return _tok_span(self.file, x) if isinstance(x, Token) else x.span
+
+    def _span(self, children) -> Span:
+        first, last = self._sp(children[0]), self._sp(children[-1])
+        return Span(self.file, first.line, first.col, last.end_line, last.end_col)
 
     def _tspan(self, tok: Token) -> Span:
         return _tok_span(self.file, tok)
 
+    @staticmethod
+    def _nodes(children) -> list:
+        return [c for c in children if not isinstance(c, Token)]
+
     # -- statements
-    @v_args(meta=True)
-    def start(self, meta, items):
-        return list(items)
+    def start(self, children):
+        return self._nodes(children)
 
-    @v_args(meta=True)
-    def experiment(self, meta, items):
-        name, *fields = items
-        return ast.Experiment(str(name), tuple(fields), self._tspan(name), self._span(meta))
+    def experiment(self, c):
+        return ast.Experiment(str(c[1]), tuple(self._nodes(c)), self._tspan(c[1]), self._span(c))
 
-    @v_args(meta=True)
-    def import_stmt(self, meta, items):
-        (tok,) = items
-        return ast.Import(_unescape(tok, self.file), self._tspan(tok), self._span(meta))
+    def import_stmt(self, c):
+        return ast.Import(_unescape(c[1], self.file), self._tspan(c[1]), self._span(c))
 
-    @v_args(meta=True)
-    def param_set(self, meta, items):
-        name, expr = items
-        return ast.Param(str(name), expr, False, self._tspan(name), self._span(meta))
+    def param_set(self, c):
+        return ast.Param(str(c[1]), c[3], False, self._tspan(c[1]), self._span(c))
 
-    @v_args(meta=True)
-    def param_search(self, meta, items):
-        name, expr = items
-        return ast.Param(str(name), expr, True, self._tspan(name), self._span(meta))
+    def param_search(self, c):
+        return ast.Param(str(c[1]), c[3], True, self._tspan(c[1]), self._span(c))
 
-    @v_args(meta=True)
-    def decl(self, meta, items):
-        kind, name, expr = items
-        return ast.Decl(str(kind), str(name), expr, False, self._tspan(kind), self._tspan(name), self._span(meta))
+    def decl(self, c):
+        kind, name = c[0], c[1]
+        return ast.Decl(str(kind), str(name), c[3], False, self._tspan(kind), self._tspan(name), self._span(c))
 
-    @v_args(meta=True)
-    def block(self, meta, items):
-        kind, name, *fields = items
-        span = self._span(meta)
-        call = ast.Call(ast.Name(str(kind), self._tspan(kind)), (), tuple(fields), span)
+    def block(self, c):
+        kind, name = c[0], c[1]
+        span = self._span(c)
+        call = ast.Call(ast.Name(str(kind), self._tspan(kind)), (), tuple(self._nodes(c)), span)
         return ast.Decl(str(kind), str(name), call, True, self._tspan(kind), self._tspan(name), span)
 
-    @v_args(meta=True)
-    def field(self, meta, items):
-        name, value = items
-        return ast.Kwarg(str(name), value, self._tspan(name), self._span(meta))
+    def field(self, c):
+        return ast.Kwarg(str(c[0]), c[2], self._tspan(c[0]), self._span(c))
 
     kwarg = field
 
     # -- expressions
     def _bin(op):
-        @v_args(meta=True)
-        def f(self, meta, items):
-            left, right = items
-            return ast.BinOp(op, left, right, self._span(meta))
+        def f(self, c):
+            return ast.BinOp(op, c[0], c[2], self._span(c))
 
         return f
 
     add, sub, mul, div = _bin("+"), _bin("-"), _bin("*"), _bin("/")
 
-    @v_args(meta=True)
-    def neg(self, meta, items):
-        return ast.Neg(items[0], self._span(meta))
+    def neg(self, c):
+        return ast.Neg(c[1], self._span(c))
 
-    @v_args(meta=True)
-    def member(self, meta, items):
-        obj, name = items
-        return ast.Member(obj, str(name), self._tspan(name), self._span(meta))
+    def member(self, c):
+        return ast.Member(c[0], str(c[2]), self._tspan(c[2]), self._span(c))
 
-    @v_args(meta=True)
-    def call(self, meta, items):
-        func, *args = items
+    def call(self, c):
+        func, args = c[0], self._nodes(c[1:])
         pos = tuple(a for a in args if not isinstance(a, ast.Kwarg))
         kws = tuple(a for a in args if isinstance(a, ast.Kwarg))
         seen_kw = False
@@ -232,50 +231,43 @@ class _ToAst(Transformer):
                         hint="move it before the keyword arguments, or name it",
                     )
                 )
-        return ast.Call(func, pos, kws, self._span(meta))
+        return ast.Call(func, pos, kws, self._span(c))
 
-    def int(self, items):
-        (tok,) = items
-        return ast.Int(int(tok), str(tok), self._tspan(tok))
+    def atom(self, c):
+        return c[1]  # "(" expr ")"
 
-    def float(self, items):
-        (tok,) = items
-        return ast.Float(float(tok), str(tok), self._tspan(tok))
+    def int(self, c):
+        return ast.Int(int(c[0]), str(c[0]), self._tspan(c[0]))
 
-    def string(self, items):
-        (tok,) = items
-        return ast.Str(_unescape(tok, self.file), str(tok), self._tspan(tok))
+    def float(self, c):
+        return ast.Float(float(c[0]), str(c[0]), self._tspan(c[0]))
 
-    @v_args(meta=True)
-    def true(self, meta, items):
-        return ast.Bool(True, self._span(meta))
+    def string(self, c):
+        return ast.Str(_unescape(c[0], self.file), str(c[0]), self._tspan(c[0]))
 
-    @v_args(meta=True)
-    def false(self, meta, items):
-        return ast.Bool(False, self._span(meta))
+    def true(self, c):
+        return ast.Bool(True, self._tspan(c[0]))
 
-    @v_args(meta=True)
-    def none(self, meta, items):
-        return ast.NoneLit(self._span(meta))
+    def false(self, c):
+        return ast.Bool(False, self._tspan(c[0]))
 
-    def name(self, items):
-        (tok,) = items
-        return ast.Name(str(tok), self._tspan(tok))
+    def none(self, c):
+        return ast.NoneLit(self._tspan(c[0]))
 
-    @v_args(meta=True)
-    def list(self, meta, items):
-        return ast.ListExpr(tuple(items), self._span(meta))
+    def name(self, c):
+        return ast.Name(str(c[0]), self._tspan(c[0]))
 
-    @v_args(meta=True)
-    def record(self, meta, items):
-        return ast.RecordExpr(tuple(items), self._span(meta))
+    def list(self, c):
+        return ast.ListExpr(tuple(self._nodes(c)), self._span(c))
 
-    @v_args(meta=True)
-    def rfield(self, meta, items):
-        key, value = items
+    def record(self, c):
+        return ast.RecordExpr(tuple(self._nodes(c)), self._span(c))
+
+    def rfield(self, c):
+        key = c[0]
         quoted = key.type == "STRING"
         k = _unescape(key, self.file) if quoted else str(key)
-        return ast.RecordField(k, value, self._tspan(key), self._span(meta), quoted)
+        return ast.RecordField(k, c[2], self._tspan(key), self._span(c), quoted)
 
 
 def _unescape(tok: Token, file: str) -> str:
@@ -308,8 +300,7 @@ def parse(text: str, file: str = "<input>") -> ast.Module:
 
 def _parse_chunk(text: str, file: str, comments: list[Token]) -> list:
     try:
-        tree = _lark().parse(text, file, comments)
-        return _ToAst(file).transform(tree)
+        return _lark().parse(text, file, comments)
     except VisitError as e:
         if isinstance(e.orig_exc, _SyntaxIssue):
             raise e.orig_exc from None

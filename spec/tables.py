@@ -20,7 +20,8 @@ import lark
 from lark import Lark
 
 TABLES = "grammar_tables.json"
-OPTIONS = dict(parser="lalr", lexer="contextual", propagate_positions=True, maybe_placeholders=False)
+# keep_all_tokens: the AST builder (spec/parser.py) takes spans from keyword and bracket tokens too
+OPTIONS = dict(parser="lalr", lexer="contextual", keep_all_tokens=True, maybe_placeholders=False)
 
 
 def grammar_text() -> str:
