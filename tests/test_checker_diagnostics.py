@@ -252,11 +252,11 @@ def test_probability_above_one(project):
     ]
 
 
-@pytest.mark.xfail(strict=True, reason="split(test = ...) accepts any value > 0: its fraction should be below 1")
 def test_split_fraction_above_one(project):
     path = project(HEAD + "data p = split(d, test = 1.5)\n")
     (d,) = diagnostics(path)
     assert (d.code, d.span.line, d.span.col) == ("E401", 3, 26)
+    assert "a share must be below 1 and a count of examples a whole number (got 1.5)" in d.message
 
 
 def test_value_computed_from_params_is_checked(project):

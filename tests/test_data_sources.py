@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from pydantic import ValidationError
 from _opctx import OpContext, run
 
 from expc.runtime.api import Artifact, OpError
@@ -225,7 +226,7 @@ def test_split_errors(tmp_path, ctx):
         run(D.split, ctx, data=d, test=0.5)
     assert e.value.field == "test"
     d2 = _data(tmp_path, "d2", ["a", "b", "c"])
-    with pytest.raises(OpError, match="whole number"):
+    with pytest.raises(ValidationError, match="whole number"):  # a params error: `expc check` reports it
         run(D.split, ctx, data=d2, test=1.5)
 
 

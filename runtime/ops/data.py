@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from expc.runtime.api import OpError
 from expc.runtime.data.values import TextData
@@ -114,14 +114,20 @@ class SplitParams(Params):
     test: float = Field(0.1, gt=0, description="held-out share in (0, 1), or a number of examples if >= 1")
     seed: int = Field(0, description="shuffling seed")
 
+    @field_validator("test")
+    @classmethod
+    def _share_or_count(cls, v: float) -> float:
+        # checked here rather than in the operator, so `expc check` reports it at the argument
+        if v >= 1 and v != int(v):
+            raise ValueError(f"a share must be below 1 and a count of examples a whole number (got {v:g})")
+        return v
+
 
 @op("split", params=SplitParams, kinds={"data"}, returns="split", version=1)
 def split(p: SplitParams, ctx) -> dict:
     """A seeded random train/test split; members `.train` and `.test` (both keep the original order)."""
     from expc.runtime.data.sources import split as split_examples
 
-    if p.test >= 1 and p.test != int(p.test):
-        raise OpError(f"test = {p.test:g}: a count of examples must be a whole number", field="test")
     train, held = split_examples(p.data.examples(), p.test, p.seed)
     desc = f"split({p.data.source}, test={p.test:g}, seed={p.seed})"
     return {
