@@ -21,16 +21,10 @@ class EvalParams(Params):
 def _evaluate(p: EvalParams, ctx) -> dict:
     from expc.runtime.api import OpError
     from expc.runtime.train.evaluate import metrics, stream_loss
-    from expc.runtime.train.loop import set_threads
-    from expc.runtime.train.modeling import context_of, load_model
+    from expc.runtime.train.modeling import load_for_context
     from expc.runtime.train.tokens import check_stream
 
-    set_threads(ctx.workers)
-    lm, tok = load_model(p.model, ctx.device)
-    max_context = context_of(lm)
-    context = p.context or max_context
-    if context > max_context:
-        raise OpError(f"context = {context} exceeds the model's context of {max_context}", field="context")
+    lm, tok, context = load_for_context(p.model, p.context, ctx)
     stream = tok.stream(p.data.examples())
     check_stream(stream, 1, f"the evaluation data ({p.data.source})")
     if int(stream.max()) >= lm.config.vocab_size:

@@ -32,17 +32,11 @@ def finetune(p: FinetuneParams, ctx) -> ModelDir:
     next-token cross-entropy, the chosen optimizer and schedule. Checkpoints every `checkpoint_every`
     steps into the node's work dir, so a killed run resumes mid-training; a non-finite loss is an
     error naming the node and step. Logs `loss` (mean over each 10 steps)."""
-    from expc.runtime.api import OpError
-    from expc.runtime.train.loop import TrainConfig, set_threads, train
-    from expc.runtime.train.modeling import context_of, load_model, save_model
+    from expc.runtime.train.loop import TrainConfig, train
+    from expc.runtime.train.modeling import load_for_context, save_model
     from expc.runtime.train.tokens import check_stream
 
-    set_threads(ctx.workers)
-    lm, tok = load_model(p.model, ctx.device)
-    max_context = context_of(lm)
-    context = p.context or max_context
-    if context > max_context:
-        raise OpError(f"context = {context} exceeds the model's context of {max_context}", field="context")
+    lm, tok, context = load_for_context(p.model, p.context, ctx)
     if p.warmup >= p.steps and p.warmup > 0:
         ctx.warn(f"warmup ({p.warmup}) covers every step ({p.steps}): the schedule never decays", field="warmup")
     stream = tok.stream(p.data.examples())

@@ -80,3 +80,17 @@ def context_of(lm) -> int:
         if isinstance(v, int) and v > 0:
             return v
     raise OpError("cannot tell the model's context length from its config", field="model")
+
+
+def load_for_context(model: ModelDir, context: int | None, ctx):
+    """(model, tokenizer, context) for an operator with a `context` field (default: the model's own),
+    on ctx.device with the thread count set: what finetune, loss and perplexity all start with."""
+    from expc.runtime.train.loop import set_threads
+
+    set_threads(ctx.workers)
+    lm, tok = load_model(model, ctx.device)
+    max_context = context_of(lm)
+    context = context or max_context
+    if context > max_context:
+        raise OpError(f"context = {context} exceeds the model's context of {max_context}", field="context")
+    return lm, tok, context
