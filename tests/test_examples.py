@@ -29,3 +29,17 @@ def test_example_is_canonical_and_idempotent(path: Path):
     once = format_source(text, str(path))
     assert once == text, f"{path.name} is not in canonical format: run `expc fmt {path}`"
     assert format_source(once, str(path)) == once
+
+
+def test_readme_programs_check(tmp_path):
+    import re
+
+    from conftest import ROOT
+
+    blocks = re.findall(r"```exp\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert blocks, "README shows at least one program"
+    for i, text in enumerate(blocks):
+        f = tmp_path / f"readme{i}.exp"
+        f.write_text(text)
+        compile(f)
+        assert format_source(text, str(f)) == text, f"README program {i} is not in canonical format"
