@@ -7,7 +7,6 @@ Expressions are lowered by expc.interpreter.lowering; this module handles statem
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError

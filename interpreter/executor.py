@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from pydantic import ValidationError
 
-from expc.interpreter.planner import FileHasher, Pending, PlanError, PlanNode, Planner
+from expc.interpreter.planner import FileHasher, PlanError, PlanNode, Planner
 from expc.interpreter.runs import Runs
 from expc.interpreter.store import Store, StoreError
 from expc.runtime.api import Cancelled, OpError

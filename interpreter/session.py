@@ -10,7 +10,7 @@ from typing import Any
 from expc.interpreter.compiler import compile
 from expc.interpreter.executor import Events, Executor, NodeFailed
 from expc.interpreter.overrides import apply_overrides
-from expc.interpreter.planner import Pending, PlanError, explain
+from expc.interpreter.planner import Pending, explain
 from expc.interpreter.runs import Runs
 from expc.interpreter.store import Store
 from expc.runtime.api import Cancelled

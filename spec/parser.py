@@ -12,12 +12,12 @@ import warnings
 from functools import lru_cache
 from typing import Iterator
 
-from lark import Lark, Token, Transformer, Tree
+from lark import Token, Transformer, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from expc.spec import ast
 from expc.spec.tables import load_parser
-from expc.spec.diagnostics import Collector, CompileError, Diagnostic, Span, did_you_mean
+from expc.spec.diagnostics import CompileError, Diagnostic, Span, did_you_mean
 from expc.spec.types import STATEMENT_KEYWORDS
 
 _OPEN = {"LPAR": "RPAR", "LSQB": "RSQB", "LBRACE": "RBRACE"}

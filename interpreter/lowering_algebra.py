@@ -1,0 +1,150 @@
+"""Lowering of arithmetic: numbers fold to constants (or symbolic $arith over params); model
+arithmetic and tensorwise merge operators build one pending tree, materialized into a single
+`algebra` node where it is used, so the merge runtime fuses the whole expression per tensor."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from expc.interpreter import symbolic
+from expc.interpreter.typed import NUM, Leaf, Typed
+from expc.spec import ast
+from expc.spec.diagnostics import Span
+from expc.spec.ir import Node
+
+
+class AlgebraLowering:
+    """Mixed into ExprLowerer (expc.interpreter.lowering): uses its `c` (checker), `diags`, `_lower`."""
+
+    # -- arithmetic --------------------------------------------------------------------------------
+
+    def _binop(self, e: ast.BinOp, owner: str) -> Typed | None:
+        l = self._lower(e.left, owner)
+        r = self._lower(e.right, owner)
+        if l is None or r is None:
+            return None
+        lt, rt = l.type, r.type
+        if lt in NUM and rt in NUM:
+            return self._scalar(e.op, [l, r], e.span)
+        if lt == "any" or rt == "any":
+            return Typed("any", {"$arith": e.op, "args": [self._final(l), self._final(r)]}, e.span)
+        op_words = {"+": "add", "-": "subtract", "*": "multiply", "/": "divide"}
+        if "model" in (lt, rt):
+            models = lt == "model" and rt == "model"
+            scaled = (lt == "model" and rt in NUM) or (rt == "model" and lt in NUM)
+            if (e.op in "+-" and models) or (e.op == "*" and scaled) or (e.op == "/" and lt == "model" and rt in NUM):
+                return Typed("model", None, e.span,
+                             tree={"op": {"+": "add", "-": "sub", "*": "mul", "/": "div"}[e.op],
+                                   "args": [self._tree_of(l), self._tree_of(r)]})
+            if models:
+                hint = "scale a model by a number instead: 0.5 * m"
+            elif e.op in "+-":
+                hint = "merge algebra adds models to models, e.g. base + 0.5*(m1 - base)"
+            else:
+                hint = "a model can only be divided by a number"
+            self.diags.error(
+                "E301",
+                f"cannot {op_words[e.op]} {_a(lt)} {'and' if e.op in '+*' else 'by' if e.op == '/' else 'and'} "
+                f"{_a(rt)}",
+                e.span,
+                hint=hint,
+            )
+            return None
+        if e.op == "+" and lt == rt == "string" and l.const and r.const:
+            return Typed("string", l.value + r.value, e.span)
+        self.diags.error("E301", f"cannot {op_words[e.op]} {_a(lt)} and {_a(rt)}", e.span)
+        return None
+
+    def _neg(self, e: ast.Neg, owner: str) -> Typed | None:
+        x = self._lower(e.operand, owner)
+        if x is None:
+            return None
+        if x.type in NUM:
+            return self._scalar("neg", [x], e.span)
+        if x.type == "model":
+            return Typed("model", None, e.span, tree={"op": "neg", "args": [self._tree_of(x)]})
+        self.diags.error("E301", f"cannot negate {_a(x.type)}", e.span)
+        return None
+
+    def _scalar(self, op: str, args: list[Typed], span: Span) -> Typed | None:
+        is_int = all(a.type == "int" for a in args) and op != "/"
+        rtype = "int" if is_int else "number"
+        if all(a.const for a in args):
+            try:
+                v = symbolic.arith(op, [a.value for a in args])
+            except ZeroDivisionError:
+                self.diags.error("E303", "division by zero", span)
+                return None
+            if isinstance(v, float) and not math.isfinite(v):
+                self.diags.error("E303", "the result is not a finite number", span)
+                return None
+            return Typed(rtype, v, span)
+        return Typed(rtype, {"$arith": op, "args": [a.value for a in args]}, span)
+
+    def _final(self, t: Typed) -> Any:
+        return t.value
+
+    # -- algebra materialization -------------------------------------------------------------------
+
+    def materialize(self, t: Typed, owner: str, node_id: str | None, kind: str | None) -> Typed | None:
+        """Turn a pending model-algebra tree into one `algebra` node with numbered model operands."""
+        op = self.c.registry.get("algebra")
+        if op is None:
+            self.diags.error("E206", "model arithmetic needs the 'algebra' operator, which is not installed", t.span)
+            return None
+        models: list[Any] = []
+        index: dict[str, int] = {}
+        spans: dict[str, Span] = {"expr": t.span}
+
+        def conv(x):
+            if isinstance(x, Leaf):
+                key = symbolic.canonical(x.typed.value)
+                if key not in index:
+                    index[key] = len(models)
+                    spans[f"models.{len(models)}"] = x.typed.span
+                    models.append(x.typed.value)
+                return {"model": index[key]}
+            if isinstance(x, dict):
+                return {k: conv(v) for k, v in x.items()}
+            if isinstance(x, list):
+                return [conv(v) for v in x]
+            return x
+
+        expr = conv(t.tree)
+        self._warn_weights(expr, t.span)
+        nid = node_id or self.c.fresh_id(owner, "merge")
+        self.c.add_node(
+            Node(id=nid, kind=kind if node_id else None, op="algebra", version=op.version, type="model",
+                 args={"models": models, "expr": expr}, span=t.span, arg_spans=spans)
+        )
+        return Typed("model", {"$ref": nid}, t.span)
+
+
+    def _warn_weights(self, expr: Any, span: Span) -> None:
+        """A searched merge weight whose range leaves [-1, 2] is almost always a mistake: warn."""
+        for _, v in symbolic.walk(expr):
+            if not (isinstance(v, dict) and v.get("op") in ("mul", "div")):
+                continue
+            for a in v.get("args", []):
+                if not symbolic.is_tagged(a, "$param"):
+                    continue
+                p = self.c.params.get(a["$param"])
+                if p is None or p.dist is None or "lo" not in p.dist:
+                    continue
+                lo, hi = p.dist["lo"], p.dist["hi"]
+                if lo < -1 or hi > 2:
+                    self.diags.warning(
+                        "W301",
+                        f"searched merge weight '{p.name}' ranges over [{lo}, {hi}]; weights outside [-1, 2] "
+                        "rarely give a useful model",
+                        span,
+                        notes=[(f"'{p.name}' is declared here", p.span)],
+                    )
+
+
+
+
+def _a(t: str) -> str:
+    return ("an " if t[:1] in "aeiou" else "a ") + t
+

@@ -1,0 +1,343 @@
+"""Lowering of calls: an operator call becomes a node (or an inline value, or part of a merge tree);
+a declared node called with params bound becomes a `bind` node. Arguments are matched to the
+operator's fields, type-checked, and their constant parts validated by its params model now, so range
+errors are check errors with the argument's span."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from expc.interpreter import symbolic
+from expc.interpreter.typed import NODE_TYPES, Leaf, Typed
+from expc.runtime.registry import Operator, type_name
+from expc.spec import ast
+from expc.spec.diagnostics import Span, did_you_mean
+from expc.spec.ir import Node
+from expc.spec.types import accepts, describe
+
+
+class CallLowering:
+    """Mixed into ExprLowerer (expc.interpreter.lowering): uses its `c` (checker), `diags`, `expr`, `_lower`."""
+
+    # -- calls -------------------------------------------------------------------------------------
+
+    def _call(self, e: ast.Call, owner: str, node_id: str | None, kind: str | None) -> Typed | None:
+        if not isinstance(e.func, ast.Name):
+            self.diags.error("E206", "only operators and declared names can be called", e.func.span)
+            return None
+        name = e.func.id
+        op = self.c.registry.get(name)
+        if op is not None:
+            return self._op_call(op, e, owner, node_id, kind)
+        if name in self.c.decls:
+            return self._bind(name, e, owner, node_id, kind)
+        if name in self.c.param_stmts:
+            self.diags.error("E206", f"'{name}' is a param, not an operator", e.func.span)
+            return None
+        hint = did_you_mean(name, list(self.c.registry.names()) + list(self.c.decls))
+        self.diags.error("E206", f"unknown operator '{name}'", e.func.span,
+                         hint=hint or "`expc ops` lists the operators")
+        return None
+
+    def _bind_args(self, op: Operator, e: ast.Call) -> dict[str, Any] | None:
+        """Match positional and keyword arguments to the operator's fields (ast expressions)."""
+        fields = op.fields
+        bound: dict[str, Any] = {}
+        ok = True
+        i = 0
+        for pos, arg in enumerate(e.args):
+            if i >= len(fields):
+                names = ", ".join(f.name for f in fields)
+                self.diags.error(
+                    "E404",
+                    f"{op.name}() takes at most {len(fields)} positional argument"
+                    f"{'s' if len(fields) != 1 else ''} ({names}), got {len(e.args)}",
+                    arg.span,
+                )
+                return None
+            f = fields[i]
+            if f.variadic:
+                bound[f.name] = list(e.args[pos:])
+                break
+            bound[f.name] = arg
+            i += 1
+        allow_extra = op.params.model_config.get("extra") == "allow"
+        names = [f.name for f in fields]
+        for kw in e.kwargs:
+            if kw.name in bound:
+                self.diags.error("E405", f"argument '{kw.name}' of {op.name}() is given twice", kw.name_span)
+                ok = False
+            elif kw.name not in names and not allow_extra:
+                hint = did_you_mean(kw.name, names) or ("parameters: " + ", ".join(names) if names else None)
+                self.diags.error("E402", f"{op.name}() has no parameter '{kw.name}'", kw.name_span, hint=hint)
+                ok = False
+            else:
+                bound[kw.name] = kw.value
+        # a misspelled keyword already got "did you mean 'steps'?": don't also say 'steps' is missing
+        suggested = {m for kw in e.kwargs if kw.name not in names
+                     for m in difflib.get_close_matches(kw.name, names, n=1, cutoff=0.6)}
+        for f in fields:
+            if f.required and f.name not in bound and f.name not in suggested:
+                sig = ", ".join(x.name for x in fields if x.required)
+                self.diags.error("E403", f"{op.name}() is missing the required argument '{f.name}'", e.span,
+                                 hint=f"{op.name}({sig}, ...)")
+                ok = False
+        return bound if ok else None
+
+    def _op_call(self, op: Operator, e: ast.Call, owner: str, node_id: str | None, kind: str | None) -> Typed | None:
+        bound = self._bind_args(op, e)
+        if bound is None:
+            return None
+        values: dict[str, Any] = {}
+        spans: dict[str, Span] = {}
+        trees: dict[str, Any] = {}
+        ok = True
+        for fname, arg in bound.items():
+            f = op.field(fname)
+            lowered = self._field_value(op, fname, f, arg, owner, tensorwise=op.tensorwise)
+            if lowered is None:
+                ok = False
+                continue
+            typed, field_spans, tree = lowered
+            values[fname] = typed.value
+            spans.update(field_spans)
+            if tree is not None:
+                trees[fname] = tree
+        if not ok:
+            return None
+        ok = self._validate(op, values, spans, e.span)
+        if not ok:
+            return None
+        if op.inline:
+            return Typed(op.returns, {"$op": op.name, **values}, e.span)
+        if op.tensorwise:
+            args = {k: trees.get(k, v) for k, v in values.items()}
+            return Typed("model", None, e.span, tree={"op": "call", "name": op.name, "args": args})
+        nid = node_id or self.c.fresh_id(owner, op.name)
+        self.c.add_node(
+            Node(id=nid, kind=kind if node_id else None, op=op.name, version=op.version, type=op.returns,
+                 args=values, span=e.span, arg_spans=spans)
+        )
+        return Typed(op.returns, {"$ref": nid}, e.span)
+
+    def _field_value(self, op: Operator, fname: str, f, arg, owner: str, tensorwise: bool):
+        """Lower one argument and check it against its field: (typed, spans, pending tree) or None."""
+        spans: dict[str, Span] = {}
+        if isinstance(arg, list):  # variadic
+            arg_span = arg[0].span.to(arg[-1].span) if arg else None
+            items = [self._operand(a, owner, tensorwise and f.input_types is not None) for a in arg]
+            if any(i is None for i in items):
+                return None
+            typed = Typed("list", [i.value for i in items], arg_span, items=items)
+        elif tensorwise and f is not None and f.input_types is not None and isinstance(arg, ast.ListExpr):
+            items = [self._operand(a, owner, True) for a in arg.items]
+            if any(i is None for i in items):
+                return None
+            typed = Typed("list", [i.value for i in items], arg.span, items=items)
+        else:
+            typed = self._operand(arg, owner, tensorwise and f is not None and f.input_types is not None)
+            if typed is None:
+                return None
+        span = typed.span or getattr(arg, "span", None)
+        spans[fname] = span
+        if typed.items is not None:
+            for i, it in enumerate(typed.items):
+                spans[f"{fname}.{i}"] = it.span
+        what = f"argument '{fname}' of {op.name}()"
+        if f is None:  # an extra keyword of an operator that allows them (gym(...))
+            if typed.type in NODE_TYPES:
+                self.diags.error("E301", f"{what} must be a constant, got {typed.type}", span)
+                return None
+            return typed, spans, None
+        if f.input_types is not None:
+            if f.is_list:
+                items = typed.items
+                if items is None:
+                    if typed.type not in ("list", "any"):
+                        self.diags.error("E301", f"{what} expects a list of {describe(f.input_types)}, "
+                                         f"got {typed.type}", span)
+                        return None
+                    items = []
+                for it in items:
+                    if not accepts(it.type, f.input_types):
+                        self.diags.error("E301", f"{what} expects a list of {describe(f.input_types)}, "
+                                         f"but an item is {it.type}", it.span)
+                        return None
+            elif not accepts(typed.type, f.input_types):
+                self.diags.error("E301", f"{what} expects {describe(f.input_types)}, got {typed.type}", span)
+                return None
+        elif typed.type in NODE_TYPES and not f.deferred:
+            self.diags.error("E301", f"{what} expects {type_name(f.annotation)}, got {typed.type}", span)
+            return None
+        if f.path_kind is not None:
+            resolved = self._path(typed, f.path_kind, what, span)
+            if resolved is None:
+                return None
+            typed = Typed(typed.type, resolved, typed.span)
+        tree = None
+        if tensorwise and f.input_types is not None:
+            tree = [self._tree_of(i) for i in typed.items] if f.is_list and typed.items is not None else self._tree_of(typed)
+        return typed, spans, tree
+
+    def _operand(self, a: ast.Expr, owner: str, keep_tree: bool) -> Typed | None:
+        return self._lower(a, owner) if keep_tree else self.expr(a, owner)
+
+    def _tree_of(self, t: Typed) -> Any:
+        if t.tree is not None:
+            return t.tree
+        if t.type == "model":
+            return Leaf(t)
+        return t.value
+
+    def _path(self, typed: Typed, kind: str, what: str, span: Span) -> dict | None:
+        if typed.type != "string" or not typed.const:
+            self.diags.error("E301", f"{what} expects a path string, got {typed.type}", span)
+            return None
+        base = Path(span.file).resolve().parent if span else Path.cwd()
+        path = (base / typed.value).resolve()
+        exists = path.is_file() if kind == "file" else path.is_dir() if kind == "dir" else path.exists()
+        if not exists:
+            noun = {"file": "file", "dir": "directory"}.get(kind, "path")
+            found_other = path.exists()
+            self.diags.error(
+                "E501",
+                f"{noun} not found: '{typed.value}'" + (f" (it is not a {noun})" if found_other else ""),
+                span,
+                hint=f"paths are relative to the .exp file: looked for {path}",
+            )
+            return None
+        return {"$file": str(path), "kind": kind}
+
+    def _validate(self, op: Operator, values: dict[str, Any], spans: dict[str, Span], call_span: Span) -> bool:
+        """Validate constants against the params model now, so range errors are check errors."""
+        from expc.interpreter.checker import _UNKNOWN
+
+        sample: dict[str, Any] = {}
+        unknown: set[str] = set()
+        for k, v in values.items():
+            if op.field(k) is not None and op.field(k).deferred:
+                sample[k] = v
+                continue
+            r = self.c.resolve_defaults(_placeholders(v))
+            if any(x is _UNKNOWN for _, x in symbolic.walk(r)):
+                unknown.add(k)
+                continue
+            sample[k] = r
+        try:
+            op.params.model_validate(sample)
+        except ValidationError as err:
+            errors = [x for x in err.errors() if not (x.get("loc") and str(x["loc"][0]) in unknown)]
+            if errors:
+                self.c.report_validation(_Filtered(errors), spans, call_span, f"{op.name}()")
+                return False
+        return self._validate_ranges(op, values, sample, spans, call_span)
+
+    def _validate_ranges(self, op, values, sample, spans, call_span) -> bool:
+        """A searched param used directly as an argument: both ends of its range must be valid."""
+        ok = True
+        for k, v in values.items():
+            if not symbolic.is_tagged(v, "$param"):
+                continue
+            p = self.c.params.get(v["$param"])
+            if p is None or p.dist is None or "lo" not in p.dist or "hi" not in p.dist:
+                continue
+            for end in ("lo", "hi"):
+                try:
+                    op.params.model_validate({**sample, k: p.dist[end]})
+                except ValidationError as err:
+                    bad = [x for x in err.errors() if x.get("loc") and str(x["loc"][0]) == k]
+                    if bad:
+                        self.diags.error(
+                            "E401",
+                            f"the search range of '{p.name}' [{p.dist['lo']}, {p.dist['hi']}] includes invalid "
+                            f"values for '{k}' of {op.name}(): {bad[0]['msg']}",
+                            spans.get(k, call_span),
+                            notes=[(f"'{p.name}' is declared here", p.span)],
+                        )
+                        ok = False
+                        break
+        return ok
+
+    # -- re-instantiation: node(param = value) / node(search.best) -----------------------------------
+
+    def _bind(self, name: str, e: ast.Call, owner: str, node_id: str | None, kind: str | None) -> Typed | None:
+        target = self.c.decl_value(name)
+        if target is None:
+            return None
+        if name not in self.c.nodes:
+            self.diags.error("E206", f"'{name}' is a value, not a node: it cannot be re-instantiated", e.func.span)
+            return None
+        bindings: dict[str, Any] = {}
+        spans: dict[str, Span] = {}
+        ok = True
+        for kw in e.kwargs:
+            if kw.name not in self.c.param_stmts:
+                self.diags.error(
+                    "E207", f"'{kw.name}' is not a param, so it cannot be bound", kw.name_span,
+                    hint=did_you_mean(kw.name, self.c.param_stmts) or "bind params: node(param = value)",
+                )
+                ok = False
+                continue
+            v = self.expr(kw.value, owner)
+            if v is None:
+                ok = False
+                continue
+            if v.type in NODE_TYPES:
+                self.diags.error("E301", f"param '{kw.name}' cannot be bound to a {v.type}", kw.value.span)
+                ok = False
+                continue
+            bindings[kw.name] = v.value
+            spans[f"bindings.{kw.name}"] = kw.value.span
+        frm = None
+        if len(e.args) > 1:
+            self.diags.error("E404", f"{name}(...) takes at most one positional argument: a record of params "
+                             "such as a search's .best", e.args[1].span)
+            ok = False
+        elif e.args:
+            f = self.expr(e.args[0], owner)
+            if f is None:
+                ok = False
+            elif f.type not in ("record", "any"):
+                self.diags.error("E301", f"{name}(...) expects a record of params (e.g. sweep.best), got {f.type}",
+                                 e.args[0].span)
+                ok = False
+            else:
+                frm = f.value
+                spans["from"] = e.args[0].span
+        if not ok:
+            return None
+        nid = node_id or self.c.fresh_id(owner, name)
+        self.c.add_node(
+            Node(id=nid, kind=kind if node_id else None, op="bind", type=target.type,
+                 args={"target": name, "bindings": bindings, "from": frm}, span=e.span, arg_spans=spans)
+        )
+        return Typed(target.type, {"$ref": nid}, e.span)
+
+
+class _Filtered:
+    """A list of pydantic error dicts that quacks like ValidationError.errors() for report_validation."""
+
+    def __init__(self, errors):
+        self._errors = errors
+
+    def errors(self):
+        return self._errors
+
+
+def _placeholders(v: Any) -> Any:
+    """Values as the params model sees them at check time: inputs and files as plain strings."""
+
+    def fn(x):
+        if symbolic.is_tagged(x, "$ref"):
+            return f"<{x['$ref']}>"
+        if symbolic.is_tagged(x, "$file"):
+            return x["$file"]
+        return None
+
+    return symbolic.transform(v, fn)
+
+
