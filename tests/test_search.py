@@ -211,3 +211,15 @@ def test_a_change_upstream_of_the_objective_reruns_the_search(tmp_path):
     r2 = s.run()
     assert r2.status == "ok", r2.failure
     assert r2.results["sweep"]["params"] == ["w2"]  # ... is not searched
+
+
+def test_cmaes_sampler_searches_the_weights(tmp_path):
+    f = write(tmp_path, "search c { objective = minimize(ppl), sampler = cmaes(seed = 3), trials = 4 }")
+    s, r = run(f, tmp_path / "store")
+    assert r.status == "ok", r.failure
+    res = r.results["c"]
+    assert len(res["trials"]) == 4
+    assert set(res["best"]) == {"w1", "w2"}
+    assert all(0 <= v <= 1 for v in res["best"].values())
+    values = [t["value"] for t in res["trials"]]
+    assert res["best_value"] == min(values)
