@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from expc.interpreter.planner import FileHasher, PlanError, PlanNode, Planner
 from expc.interpreter.runs import Runs
 from expc.interpreter.store import Store, StoreError
-from expc.runtime.api import Cancelled, OpError
+from expc.runtime.api import Cancelled, OpError, Pruned
 from expc.runtime.registry import Registry
 from expc.spec.diagnostics import Diagnostic, Span
 from expc.spec.ir import Program
@@ -60,6 +60,7 @@ class Executor:
     _hasher: FileHasher = field(default_factory=FileHasher)
     _planners: dict[str, Planner] = field(default_factory=dict)
     trail: list[tuple[str, str, str]] = field(default_factory=list)  # (node, key, status) this process
+    metric_hook: Callable[[str, str, float, int | None], None] | None = None  # see Context.evaluate
 
     # -- planning ----------------------------------------------------------------------------------
 
@@ -141,9 +142,11 @@ class Executor:
         started = time.time()
         try:
             result = op.fn(params, ctx)
-        except Cancelled:
+        except Cancelled as e:
             self.store.discard(tmp)
-            self.runs.node(self.run_id, pn.display, pn.key, pn.op, "cancelled", started, time.time() - started)
+            status = "pruned" if isinstance(e, Pruned) else "cancelled"
+            self.runs.node(self.run_id, pn.display, pn.key, pn.op, status, started, time.time() - started,
+                           bindings_note)
             raise
         except OpError as e:
             self.store.discard(tmp)
@@ -228,6 +231,8 @@ class RunContext:
 
     def log(self, name: str, value: float, step: int | None = None) -> None:
         self._ex.runs.metric(self._ex.run_id, self.node, self.key, name, value, step)
+        if self._ex.metric_hook is not None:
+            self._ex.metric_hook(self.node, name, float(value), step)
 
     def progress(self, total: int, description: str) -> Callable[[int], None]:
         if self._ex.events.progress:
@@ -243,8 +248,14 @@ class RunContext:
             d = self._ex._diag(self._pn, message, field)
             self._ex.events.warning(Diagnostic("W600", d.message, d.span, severity="warning"))
 
-    def evaluate(self, target: str, bindings: dict[str, Any]) -> Any:
-        return self._ex.evaluate(target, bindings, bindings_note=bindings)
+    def evaluate(self, target: str, bindings: dict[str, Any],
+                 on_metric: Callable[[str, str, float, int | None], None] | None = None) -> Any:
+        previous = self._ex.metric_hook
+        self._ex.metric_hook = on_metric
+        try:
+            return self._ex.evaluate(target, bindings, bindings_note=bindings)
+        finally:
+            self._ex.metric_hook = previous
 
     def plan_key(self, target: str, bindings: dict[str, Any]) -> str:
         return self._ex.plan(target, bindings).key

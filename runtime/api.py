@@ -29,6 +29,11 @@ class Cancelled(Exception):
     """Raised by ctx.check_cancelled() when the run was superseded (watch mode) or interrupted."""
 
 
+class Pruned(Cancelled):
+    """Raised by a metric hook (see Context.evaluate's on_metric) to stop a search trial early: the
+    node being computed is abandoned like a cancelled one (its checkpoints stay in its work dir)."""
+
+
 class Artifact(BaseModel):
     """A value that lives as files in its node's store directory (a model, a dataset, a POET run).
 
@@ -92,8 +97,11 @@ class Context(Protocol):
     def warn(self, message: str, field: str | None = None) -> None:
         """A warning diagnostic at the span of `field`."""
 
-    def evaluate(self, target: str, bindings: dict[str, Any]) -> Any:
-        """Plan and run node `target` with params bound (`{"w_math": 0.3}`), reusing cached work."""
+    def evaluate(self, target: str, bindings: dict[str, Any],
+                 on_metric: Callable[[str, str, float, int | None], None] | None = None) -> Any:
+        """Plan and run node `target` with params bound (`{"w_math": 0.3}`), reusing cached work.
+        `on_metric(node, name, value, step)` sees every metric the nodes computed for it log (a
+        search's pruner reports them to Optuna); it may raise Pruned to stop the evaluation."""
 
     def worker_spec(self) -> dict:
         """A JSON description (program file, overrides, store) from which another process or a Ray

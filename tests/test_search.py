@@ -223,3 +223,41 @@ def test_cmaes_sampler_searches_the_weights(tmp_path):
     assert all(0 <= v <= 1 for v in res["best"].values())
     values = [t["value"] for t in res["trials"]]
     assert res["best_value"] == min(values)
+
+
+PRUNE = """
+experiment p {{ seed = 0 }}
+param lr ~ loguniform(1e-4, 3, default = 1e-3)
+data a = split(arithmetic(n = 300, digits = 2, seed = 1), test = 0.2)
+model init = gpt2(layers = 1, width = 16, heads = 2, context = 16)
+train m = finetune(init, a.train, steps = 60, lr = lr, batch = 4, checkpoint_every = 20)
+eval l = loss(m, a.test)
+search s {{ objective = minimize(l), sampler = random(seed = 1), trials = 8, pruner = {pruner} }}
+"""
+
+
+def test_median_pruner_stops_trials_whose_training_loss_lags(tmp_path):
+    f = tmp_path / "p.exp"
+    f.write_text(PRUNE.format(pruner="median(startup = 2)"))
+    s, r = run(f, tmp_path / "store")
+    assert r.status == "ok", r.failure
+    trials = r.results["s"]["trials"]
+    assert len(trials) == 8
+    pruned = [t for t in trials if t["state"] == "pruned"]
+    complete = [t for t in trials if t["state"] == "complete"]
+    assert pruned and complete, trials
+    # the first two (startup) trials are never pruned
+    assert all(t["number"] >= 2 for t in pruned)
+    # a pruned trial stopped its fine-tune: the registry records the finetune node as pruned
+    rows = node_rows(tmp_path / "store", r.run_id)
+    assert len([x for x in rows if x[2] == "finetune" and x[3] == "pruned"]) == len(pruned)
+    # the best trial is a completed one
+    assert r.results["s"]["best_trial"] in {t["number"] for t in complete}
+
+
+def test_without_a_pruner_every_trial_completes(tmp_path):
+    f = tmp_path / "p.exp"
+    f.write_text(PRUNE.format(pruner="none"))
+    _, r = run(f, tmp_path / "store")
+    assert r.status == "ok", r.failure
+    assert {t["state"] for t in r.results["s"]["trials"]} == {"complete"}

@@ -81,13 +81,15 @@ def cmaes(p: SeededParams, ctx=None) -> None:
 class MedianParams(Params):
     startup: int = Field(5, ge=0, description="trials finished before any pruning")
     warmup: int = Field(0, ge=0, description="steps of a trial before it may be pruned")
+    metric: str = Field("loss", min_length=1, description="the logged metric reported as the intermediate value")
 
 
 @op("median", params=MedianParams, returns="pruner", inline=True)
 def median(p: MedianParams, ctx=None) -> None:
     """Median pruning: stop a trial whose intermediate value is worse than the median of earlier trials
-    at the same step. It needs intermediate values reported during a trial; the evaluation operators
-    report only a final value, so with them no trial is ever pruned (the search warns)."""
+    at the same step. The intermediate values are the `metric` that nodes computed for the trial log
+    with a step (finetune logs `loss` every 10 steps), so a trial whose training goes badly stops
+    there. Only trials run in the search's process (parallel = 1) are pruned."""
 
 
 # ---------------------------------------------------------------------------------------------- search

@@ -15,13 +15,19 @@ from expc.runtime.search.trial import Target, evaluate_in_process, run_trial
 
 
 class InProcess:
-    def __init__(self, evaluate: Callable[[str, dict], Any], targets: list[Target]):
+    """Trials in the search's own process. `hook(number)` gives the metric hook of a trial (the pruner
+    reports the metrics its nodes log, and may stop it); only this backend can prune."""
+
+    def __init__(self, evaluate: Callable[..., Any], targets: list[Target],
+                 hook: Callable[[int], Callable | None] | None = None):
         self.evaluate = evaluate
         self.targets = targets
+        self.hook = hook
         self.done: list[tuple[int, dict]] = []
 
     def submit(self, number: int, bindings: dict) -> None:
-        self.done.append((number, evaluate_in_process(self.evaluate, self.targets, bindings)))
+        on_metric = self.hook(number) if self.hook else None
+        self.done.append((number, evaluate_in_process(self.evaluate, self.targets, bindings, on_metric)))
 
     def wait(self) -> tuple[int, dict]:
         return self.done.pop(0)

@@ -76,9 +76,13 @@ def run_search(p, ctx) -> dict:
         if trials > size:
             ctx.warn(f"the grid has {size} points; running {size} trials, not {trials}", field="trials")
             trials = size
+    remote = p.parallel > 1 or getattr(ctx, "backend", "local") == "ray"
     if p.pruner is not None:
-        ctx.warn("median(): the objective's operators report no intermediate values, so no trial will be "
-                 "pruned", field="pruner")
+        if multi:
+            raise OpError("pruning needs a single objective", field="pruner", hint="use pruner = none")
+        if remote:
+            ctx.warn("trials in worker processes or Ray tasks are not pruned (only with parallel = 1)",
+                     field="pruner")
     make_sampler(p.sampler, 0, grid, multi)  # reports a sampler that cannot run before any work
     study = _open_study(ctx, [t.direction for t in targets], make_pruner(p.pruner))
     done = _counted(study)
@@ -89,8 +93,8 @@ def run_search(p, ctx) -> dict:
     backend = None
     asked: dict[int, optuna.trial.Trial] = {}
     try:
-        local = InProcess(ctx.evaluate, targets)
-        remote = p.parallel > 1 or getattr(ctx, "backend", "local") == "ray"
+        hook = (lambda number: _pruning_hook(asked[number], p.pruner["metric"], number)) if p.pruner else None
+        local = InProcess(ctx.evaluate, targets, hook)
         if remote and done < trials:
             # One trial here first: it computes the shared upstream work (the fine-tunes) once, before
             # several workers would each start on it.
@@ -128,8 +132,28 @@ def _ask_and_submit(study, p, grid, multi, dists, asked, backend, done) -> None:
     backend.submit(trial.number, dict(trial.params))
 
 
+def _pruning_hook(trial: optuna.trial.Trial, metric: str, number: int):
+    """Report each value of `metric` that the trial's nodes log to Optuna; stop when it says prune."""
+    from expc.runtime.api import Pruned
+
+    def on_metric(node: str, name: str, value: float, step: int | None) -> None:
+        if name != metric or step is None or not math.isfinite(value):
+            return
+        trial.report(value, step)
+        if trial.should_prune():
+            raise Pruned(f"trial {number} pruned at step {step} of {node} ({metric} = {value:.4g})")
+
+    return on_metric
+
+
 def _finish(study, ctx, targets, names, asked, number: int, result: dict) -> int:
     trial = asked.pop(number)
+    if result.get("pruned"):
+        trial.set_user_attr(_COUNTED, True)
+        trial.set_user_attr("seconds", float(result.get("seconds", 0.0)))
+        study.tell(trial, state=TrialState.PRUNED)
+        ctx.log("pruned", 1.0, step=number)
+        return 1
     if not result.get("ok"):
         study.tell(trial, state=TrialState.FAIL)
         _raise_remote(result.get("error") or {})

@@ -55,9 +55,15 @@ def objective_value(value: Any, target: Target) -> float:
     return float(value)
 
 
-def evaluate_in_process(evaluate: Callable[[str, dict], Any], targets: list[Target], bindings: dict) -> dict:
+def evaluate_in_process(evaluate: Callable[..., Any], targets: list[Target], bindings: dict,
+                        on_metric: Callable | None = None) -> dict:
+    from expc.runtime.api import Pruned
+
     started = time.time()
-    values = [objective_value(evaluate(t.node, bindings), t) for t in targets]
+    try:
+        values = [objective_value(evaluate(t.node, bindings, on_metric=on_metric), t) for t in targets]
+    except Pruned as e:
+        return {"ok": False, "pruned": True, "reason": str(e), "seconds": time.time() - started}
     return {"ok": True, "values": values, "seconds": time.time() - started}
 
 
