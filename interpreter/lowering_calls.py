@@ -173,7 +173,7 @@ class CallLowering:
         elif typed.type in NODE_TYPES and not f.deferred:
             self.diags.error("E301", f"{what} expects {type_name(f.annotation)}, got {typed.type}", span)
             return None
-        if f.path_kind is not None:
+        if f.path_kind is not None and not (typed.const and typed.value in f.path_keywords):
             resolved = self._path(typed, f.path_kind, what, span)
             if resolved is None:
                 return None

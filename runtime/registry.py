@@ -58,6 +58,7 @@ class IsPath:
     the node's key, so editing a data file reruns exactly the nodes that read it."""
 
     kind: str = "any"  # "file" | "dir" | "any"
+    keywords: tuple[str, ...] = ()  # values that are not paths (tokenizer = "bytes")
 
 
 # FilePath / DirPath / AnyPath: annotations of path fields (the operator receives an absolute path).
@@ -96,6 +97,7 @@ class FieldInfo:
     description: str
     input_types: tuple[str, ...] | None  # set for inputs; for lists of inputs too
     path_kind: str | None  # set for FilePath / DirPath / AnyPath fields
+    path_keywords: tuple[str, ...]  # strings such a field takes that are not paths
     deferred: bool  # node references inside are evaluated by the operator (see Deferred)
     is_list: bool
     variadic: bool
@@ -176,7 +178,8 @@ def _describe_fields(op_name: str, params: type[Params]) -> tuple[FieldInfo, ...
         input_types = None
         is_list = False
         variadic = any(isinstance(m, Variadic) for m in meta)
-        path_kind = next((m.kind for m in meta if isinstance(m, IsPath)), None)
+        is_path = next((m for m in meta if isinstance(m, IsPath)), None)
+        path_kind = is_path.kind if is_path else None
         for m in meta:
             if isinstance(m, In):
                 input_types = m.types
@@ -199,6 +202,7 @@ def _describe_fields(op_name: str, params: type[Params]) -> tuple[FieldInfo, ...
                 description=f.description or "",
                 input_types=input_types,
                 path_kind=path_kind,
+                path_keywords=is_path.keywords if is_path else (),
                 deferred=any(isinstance(m, Deferred) for m in meta),
                 is_list=is_list,
                 variadic=variadic,

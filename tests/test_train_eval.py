@@ -105,3 +105,26 @@ def test_hf_tokenizer_model_trains_and_evaluates(tmp_path):
     assert after["tokens"] == sum(len(x) + 1 for x in ids) - 1  # one <eos> after each example
     assert after["value"] < before["value"] - 0.5
     assert after["bytes"] == data.n_bytes + data.n and after["nats_per_byte"] < after["nats_per_token"]
+
+
+def test_tokenizer_directory_is_resolved_checked_and_keyed_by_content(tmp_path):
+    from expc.interpreter.compiler import compile
+    from expc.interpreter.planner import Planner
+    from expc.runtime.registry import load_registry
+    from expc.spec.diagnostics import CompileError
+
+    data = run(D.arithmetic, OpContext(tmp_path / "a"), n=50, digits=2)
+    _hf_tokenizer(tmp_path / "tok", data.examples())
+    f = tmp_path / "t.exp"
+    f.write_text('model m = gpt2(layers = 1, width = 16, heads = 2, context = 16, tokenizer = "tok")\n'
+                 'model b = gpt2(layers = 1, width = 16, heads = 2, context = 16)\n')
+    program = compile(f).program
+    assert program.nodes["m"].args["tokenizer"] == {"$file": str(tmp_path / "tok"), "kind": "dir"}
+    assert program.nodes["b"].args.get("tokenizer", "bytes") == "bytes"
+    key = Planner(program, load_registry()).plan("m").key
+    (tmp_path / "tok" / "tokenizer.json").write_text((tmp_path / "tok" / "tokenizer.json").read_text() + " ")
+    assert Planner(compile(f).program, load_registry()).plan("m").key != key
+    f.write_text('model m = gpt2(layers = 1, width = 16, heads = 2, context = 16, tokenizer = "nope")\n')
+    with pytest.raises(CompileError) as e:
+        compile(f)
+    assert e.value.diagnostics[0].code == "E501" and "directory not found: 'nope'" in e.value.diagnostics[0].message

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field, ValidationInfo, field_validator
 
-from expc.runtime.registry import Params, op
+from expc.runtime.registry import IsPath, Params, op
 from expc.runtime.values import ModelDir
 
 
@@ -15,7 +17,8 @@ class Gpt2Params(Params):
     context: int = Field(ge=2, le=1_000_000, description="longest input in tokens (n_positions)")
     vocab: int = Field(256, ge=2, description="vocabulary size (256 for bytes; a tokenizer's size if given)")
     seed: int = Field(0, description="initialisation seed")
-    tokenizer: str = Field(
+    # a directory path (its content keys the node) or the keyword "bytes"
+    tokenizer: Annotated[str, IsPath("dir", keywords=("bytes",))] = Field(
         "bytes", description='"bytes" (UTF-8 bytes, the default) or the path of a local Hugging Face tokenizer directory'
     )
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout of embeddings, attention and residuals")
