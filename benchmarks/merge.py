@@ -9,8 +9,11 @@ subprocess so that peak RSS of one size does not leak into the other:
   merge  expc's engine on  base + 0.5*(m1 - base) + 0.3*(m2 - base)   (folded to 0.2/0.5/0.3)
   copy   the bandwidth bound: the same bytes through the same pipeline with numpy (a reader thread
          reads every input tensor once in 4 MiB chunks with os.preadv; the main thread np.copyto's
-         one of them to an output buffer and writes it out); on a GPU the chunks also go host ->
-         device -> host through pinned memory (the device copy bound)
+         one of them to a ring of output buffers; a writer thread writes them out); on a GPU the
+         chunks also go host -> device -> host through pinned memory (the device copy bound)
+
+Each run starts after os.sync(), and copy and merge runs alternate, so that background writeback of
+the generated models or of an earlier run's output does not land on one side only.
 
 Throughput counts bytes read + bytes written (4x the model size). Prints one table. Not a test.
 """
@@ -155,27 +158,43 @@ def worker_copy(models: list[Path], out: Path, device: str) -> float:
         for fd in fds.values():
             os.close(fd)
 
+    # Like the engine, a writer thread writes while the main thread copies the next chunk, from a
+    # ring of output buffers (so the bound has the same three-stage pipeline: read | copy | write).
+    wq: queue.Queue = queue.Queue(maxsize=depth)
+    outs = [outbuf] + [(torch.empty(chunk, dtype=torch.uint8).pin_memory().numpy() if device == "cuda"
+                        else np.empty(chunk, dtype=np.uint8)) for _ in range(depth + 1)]
+
+    def writer(f):
+        while (data := wq.get()) is not None:
+            f.write(data)
+
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     th = threading.Thread(target=reader, daemon=True)
     th.start()
     with open(out / "copy.bin", "wb") as f:
+        wt = threading.Thread(target=writer, args=(f,), daemon=True)
+        wt.start()
+        k = 0
         while (item := q.get()) is not None:
             slot, n = item
+            ob = outs[k % len(outs)]
             if device == "cuda":
                 dev = [b[:n].to("cuda", non_blocking=True) for b in slot]
-                outpin[:n].copy_(dev[0], non_blocking=True)
+                torch.from_numpy(ob[:n]).copy_(dev[0], non_blocking=True)
                 torch.cuda.synchronize()
             else:
-                np.copyto(outbuf[:n], slot[0][:n])
-            f.write(outbuf[:n])
+                np.copyto(ob[:n], slot[0][:n])
+            wq.put(ob[:n])
+            k += 1
+        wq.put(None)
+        wt.join()
     th.join()
     return time.perf_counter() - t0
 
 
-def best_of(repeat: int, *args) -> dict:
-    """The fastest of `repeat` runs (the least disturbed by other processes); the highest peak RSS."""
-    runs = [run_worker(*args) for _ in range(repeat)]
+def _best(runs: list[dict]) -> dict:
+    """The fastest run (the least disturbed by other processes); the highest peak RSS."""
     return {"wall": min(r["wall"] for r in runs), "rss_mb": max(r["rss_mb"] for r in runs)}
 
 
@@ -241,12 +260,19 @@ def main() -> None:
                 if not m.exists():
                     write_model(m, specs, seed=i)
                 warm(m)
-            copy = best_of(a.repeat, "copy", models, root / "out", device)
             exprs = ["dem"] + (list(METHODS) if a.methods and size == min(int(s) for s in a.sizes.split(",")) else [])
+            # Alternate copy and merge runs, each after os.sync(): background writeback of the models
+            # just generated (or of an earlier run's output) must not land on one side only.
+            runs: dict[str, list[dict]] = {k: [] for k in ["copy", *exprs]}
+            for _ in range(a.repeat):
+                for k in runs:
+                    os.sync()
+                    runs[k].append(run_worker("copy", models, root / "out", device) if k == "copy"
+                                   else run_worker("merge", models, root / "out", device, k))
+            copy = _best(runs["copy"])
             for e in exprs:
-                merge = best_of(a.repeat, "merge", models, root / "out", device, e)
                 inputs = 2 if e == "slerp" else 3
-                rows.append((size, nbytes, e, merge, copy, (inputs + 1) * nbytes))
+                rows.append((size, nbytes, e, _best(runs[e]), copy, (inputs + 1) * nbytes))
             if not a.keep:
                 shutil.rmtree(root / f"{size}mb")
     finally:

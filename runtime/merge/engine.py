@@ -52,6 +52,7 @@ from expc.runtime.values import ModelDir
 DEFAULT_SHARD_BYTES = 2 * 1024**3
 CHUNK_ELEMS = {"cpu": 1 << 20, "cuda": 1 << 24}
 QUEUE_DEPTH = 2
+WRITE_DEPTH = 2  # finished chunks waiting for the writer thread
 # The reader thread needs a core of its own: torch's OpenMP workers spin between parallel regions,
 # and on a 2-core machine a reader competing with 2 of them made the merge 3-5x slower (measured).
 # So on the CPU the merge computes with one core fewer than the process may use.
@@ -263,21 +264,69 @@ def _as_bytes(t: torch.Tensor):
     return t.numpy()
 
 
+class _Writer(threading.Thread):
+    """Writes finished tensors in order while the main thread computes the next chunk: on a CPU the
+    page-cache writes take as long as the arithmetic, and this overlaps them (the reader thread
+    overlaps the reads the same way). The main thread hands over arrays it will not touch until
+    RING more chunks have passed (see _Scratch)."""
+
+    def __init__(self, writer: ShardedWriter):
+        super().__init__(daemon=True, name="expc-merge-writer")
+        self.writer = writer
+        self.q: queue.Queue = queue.Queue(maxsize=WRITE_DEPTH)
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        while True:
+            item = self.q.get()
+            try:
+                if item is None:
+                    return
+                if self.error is None:
+                    self.writer.write(*item)
+            except BaseException as e:  # raised in the main thread by put() or finish()
+                self.error = e
+            finally:
+                self.q.task_done()
+
+    def put(self, name: str, data) -> None:
+        if self.error is not None:
+            raise self.error
+        self.q.put((name, data))
+
+    def flush(self) -> None:
+        """Wait until everything handed over is written (before writing a buffer the reader reuses)."""
+        self.q.join()
+        if self.error is not None:
+            raise self.error
+
+    def finish(self) -> None:
+        self.q.put(None)
+        self.join()
+        if self.error is not None:
+            raise self.error
+
+
 def execute(tasks: list[Task], writer: ShardedWriter, device: str, chunk_elems: int, ctx) -> None:
     total = sum(OutSpec(t.name, t.out_dtype, t.shape).nbytes for t in tasks)
     advance = ctx.progress(total, "merge") if hasattr(ctx, "progress") else (lambda n: None)
     reader = _Reader(tasks, chunk_elems, pin=(device == "cuda"))
     scratch = _Scratch(chunk_elems, device)
+    out_thread = _Writer(writer)
     threads = torch.get_num_threads()
     if device == "cpu":
         torch.set_num_threads(max(1, min(threads, len(os.sched_getaffinity(0)) - 1)))
     reader.start()
+    out_thread.start()
+    finished = False
     try:
         for item in _drain(reader.q):
             ctx.check_cancelled()
             t = item.task
             if t.kind == "copy":
+                # the reader refills this buffer soon: write it now, after what is queued
                 data = item.raw[t.source]
+                out_thread.flush()
                 writer.write(t.name, data.numpy())
                 advance(data.numel())
                 continue
@@ -292,9 +341,16 @@ def execute(tasks: list[Task], writer: ShardedWriter, device: str, chunk_elems: 
             if out.device.type != "cpu":
                 out = out.cpu()
             data = _as_bytes(out)
-            writer.write(t.name, data)
+            out_thread.put(t.name, data)
+            scratch.rotate()
             advance(data.nbytes)
+        out_thread.finish()
+        finished = True
     finally:
+        if not finished:
+            out_thread.error = out_thread.error or RuntimeError("merge stopped")  # drop what is queued
+            out_thread.q.put(None)
+            out_thread.join()
         reader.stop.set()
         while reader.is_alive():
             try:
@@ -306,17 +362,25 @@ def execute(tasks: list[Task], writer: ShardedWriter, device: str, chunk_elems: 
 
 
 class _Scratch:
-    """Reusable result buffers for chunks (fresh allocations would page-fault on every chunk)."""
+    """Reusable result buffers for chunks (fresh allocations would page-fault on every chunk), in a
+    ring of RING slots: a chunk handed to the writer thread is not overwritten until the writer's
+    queue (WRITE_DEPTH), the one it is writing and the one being computed have all moved on."""
+
+    RING = WRITE_DEPTH + 2
 
     def __init__(self, chunk_elems: int, device: str):
         self.n, self.device = chunk_elems, device
-        self.bufs: dict[torch.dtype, torch.Tensor] = {}
+        self.slot = 0
+        self.bufs: dict[tuple[int, torch.dtype], torch.Tensor] = {}
 
     def get(self, dtype: torch.dtype, n: int) -> torch.Tensor:
-        buf = self.bufs.get(dtype)
+        buf = self.bufs.get((self.slot, dtype))
         if buf is None:
-            buf = self.bufs[dtype] = torch.empty(self.n, dtype=dtype, device=self.device)
+            buf = self.bufs[(self.slot, dtype)] = torch.empty(self.n, dtype=dtype, device=self.device)
         return buf[:n]
+
+    def rotate(self) -> None:
+        self.slot = (self.slot + 1) % self.RING
 
 
 def _all_finite(t: torch.Tensor) -> bool:
