@@ -73,17 +73,36 @@ class Console:
         self._stop_bar()
 
     def results(self, session, result) -> None:
+        from expc.runtime.api import Artifact
+
+        run_dir = session.run_dir(result.run_id)
         rows = []
         for name, value in result.results.items():
             node = session.program.nodes[name]
-            rows.append((name, node.kind or "", node.op, summarize(value)))
+            artifacts = [value] if isinstance(value, Artifact) else (
+                [v for v in value.values() if isinstance(v, Artifact)] if isinstance(value, dict) else [])
+            if artifacts and (run_dir / name).exists():
+                tags = sorted({a.tag for a in artifacts})
+                members = "" if isinstance(value, Artifact) else " (" + ", ".join(
+                    k for k, v in value.items() if isinstance(v, Artifact)) + ")"
+                shown = f"{', '.join(tags)}{members} in {_rel(run_dir / name)}"
+            else:
+                shown = summarize(value)
+            rows.append((name, node.kind or "", node.op, shown))
         print_table(["node", "kind", "op", "result"], rows)
         ran = len(result.ran)
         cached = sum(1 for _, _, s in result.trail if s == "cached")
-        print(f"run {result.run_id}: {ran} ran, {cached} cached; store {session.store.root}")
+        print(f"run {result.run_id}: {ran} ran, {cached} cached; results in {_rel(run_dir)}")
         from expc.interpreter.reports import print_reports
 
         print_reports(session, result)
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def summarize(value: Any) -> str:

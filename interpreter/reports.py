@@ -12,7 +12,8 @@ def print_reports(session, result) -> None:
         if node.kind != "report" or not isinstance(value, dict):
             continue
         key = keys.get(name)
-        print_report(name, value, session.store.path(key) if key else None)
+        linked = session.run_dir(result.run_id) / name
+        print_report(name, value, linked if linked.exists() else (session.store.path(key) if key else None))
 
 
 def print_report(name: str, value: dict, directory: Path | None) -> None:

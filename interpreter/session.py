@@ -104,6 +104,7 @@ class Session:
                 self.runs.remember(self.program.file, nid, pn.key, pn.material)
                 node = self.program.nodes[nid]
                 self.runs.result(run_id, nid, pn.key, node.kind, _summary(results[nid]))
+                self._link(run_id, nid, pn.key)
         except NodeFailed as e:
             status, failure = "failed", e.diag
         except Cancelled:
@@ -113,6 +114,24 @@ class Session:
         finally:
             self.runs.finish_run(run_id, status)
         return RunResult(run_id, status, results, failure, ex.trail)
+
+    def run_dir(self, run_id: int) -> Path:
+        """STORE/runs/<id>/: one link per declared result of the run, to its directory in the store, so
+        a run's models, plots and logs are found by name (`.expc/runs/3/results/00_history_sweep.png`)."""
+        return self.store.root / "runs" / str(run_id)
+
+    def _link(self, run_id: int, node: str, key: str) -> None:
+        target = self.store.path(key)
+        if not target.is_dir():
+            return
+        link = self.run_dir(run_id) / node
+        link.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            link.symlink_to(target, target_is_directory=True)
+        except FileExistsError:
+            pass
+        except OSError:  # no symlinks here (some file systems): the registry still has the key
+            pass
 
 
 def _check_device(program: Program) -> None:

@@ -113,3 +113,15 @@ def test_ops(run_cli):
     assert code == 0 and "n: int" in out and ">= 1" in out
     code, _, err = run_cli("ops", "arithmetc")
     assert code == 2 and "did you mean 'arithmetic'" in err
+
+
+def test_run_links_its_results_by_name(run_cli, good, tmp_path):
+    cache = tmp_path / "store"
+    code, out, err = run_cli("run", good, "--cache", cache)
+    assert code == 0, err
+    run_dir = cache / "runs" / "1"
+    assert f"results in {run_dir}" in out
+    # one link per declared node, to its directory in the store, holding that node's files
+    assert sorted(p.name for p in run_dir.iterdir()) == ["head", "parts", "small", "sums"]
+    assert (run_dir / "head" / "value.json").is_file()
+    assert "data in " + str(run_dir / "head") in out
