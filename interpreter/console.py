@@ -85,7 +85,7 @@ class Console:
                 tags = sorted({a.tag for a in artifacts})
                 members = "" if isinstance(value, Artifact) else " (" + ", ".join(
                     k for k, v in value.items() if isinstance(v, Artifact)) + ")"
-                shown = f"{', '.join(tags)}{members} in {_rel(run_dir / name)}"
+                shown = f"{', '.join(tags)}{members}{_fields(value)} in {_rel(run_dir / name)}"
             else:
                 shown = summarize(value)
             rows.append((name, node.kind or "", node.op, shown))
@@ -96,6 +96,17 @@ class Console:
         from expc.interpreter.reports import print_reports
 
         print_reports(session, result)
+
+
+def _fields(value: Any) -> str:
+    """A few scalar fields of an artifact: ` (annecs=1, transfers=2)`."""
+    from expc.runtime.api import Artifact
+
+    if not isinstance(value, Artifact):
+        return ""
+    items = [(k, v) for k, v in value.model_dump(exclude={"path"}).items()
+             if isinstance(v, (int, float, str)) and not isinstance(v, bool) and v != ""][:4]
+    return " (" + ", ".join(f"{k}={_num(v)}" for k, v in items) + ")" if items else ""
 
 
 def _rel(path: Path) -> str:
