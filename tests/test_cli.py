@@ -124,4 +124,5 @@ def test_run_links_its_results_by_name(run_cli, good, tmp_path):
     # one link per declared node, to its directory in the store, holding that node's files
     assert sorted(p.name for p in run_dir.iterdir()) == ["head", "parts", "small", "sums"]
     assert (run_dir / "head" / "value.json").is_file()
-    assert "data in " + str(run_dir / "head") in out
+    line = next(x for x in out.splitlines() if x.startswith("head "))
+    assert line.startswith("head   data  take") and line.endswith(f" in {run_dir / 'head'}") and "n=3" in line
