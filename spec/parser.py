@@ -8,6 +8,7 @@ errors are all reported in one pass.
 from __future__ import annotations
 
 import ast as pyast
+import re
 import warnings
 from functools import lru_cache
 from typing import Iterator
@@ -393,6 +394,9 @@ def _hint_for(tok: Token, expected: set[str], text: str) -> str | None:
     return None
 
 
+_STATEMENT_START = re.compile(r"(?:%s)[ \t]+[A-Za-z_\"]" % "|".join(STATEMENT_KEYWORDS))
+
+
 def _statement_chunks(text: str) -> list[tuple[int, str]]:
     """Split text into top-level statements (start line, text), tracking brackets, strings, comments."""
     chunks: list[tuple[int, str]] = []
@@ -420,7 +424,10 @@ def _statement_chunks(text: str) -> list[tuple[int, str]]:
             depth = max(0, depth - 1)
         elif c == "\n":
             line += 1
-            if depth == 0:
+            # A line that starts with a statement keyword at column 1 starts a new statement even
+            # inside an unclosed bracket: the bracket is reported once and the rest is still checked.
+            if depth == 0 or _STATEMENT_START.match(text, i + 1):
+                depth = 0
                 chunks.append((start_line, text[start:i]))
                 start, start_line = i + 1, line
         i += 1
@@ -438,5 +445,22 @@ def _recover(text: str, file: str) -> list[Diagnostic]:
         try:
             _parse_chunk("\n" * (start_line - 1) + chunk + end, file, [])
         except _SyntaxIssue as issue:
-            diags.append(issue.diag)
+            diags.append(_cut_bracket(issue.diag, text, start_line + chunk.count("\n") + 1, file))
     return diags
+
+
+def _cut_bracket(d: Diagnostic, text: str, next_line: int, file: str) -> Diagnostic:
+    """A bracket left open where the next statement starts: say so, pointing at that statement."""
+    if d.code != "E103" or not d.message.endswith("is never closed"):
+        return d
+    lines = text.split("\n")
+    if next_line > len(lines) or not _STATEMENT_START.match(lines[next_line - 1]):
+        return d
+    word = lines[next_line - 1].split()[0]
+    opener = d.message.split("'")[1]
+    here = Span(file, next_line, 1, next_line, 1 + len(word))
+    return Diagnostic(
+        "E103",
+        f"'{opener}' opened at line {d.span.line} is not closed before name '{word}' at line {next_line}",
+        d.span, hint=d.hint, notes=((f"found name '{word}' here", here),),
+    )

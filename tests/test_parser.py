@@ -131,7 +131,10 @@ ERRORS = [
         "param a = 1 +\nparam ok = 1\nparam b = [2\nparam c = 3 $\nmodel m = gpt2(x = 1, 2)\n",
         [
             ("E100", 1, 14, "unexpected end of line; expected an expression or a statement"),
+            # the unclosed bracket ends at the next line that starts a statement, which is still checked
             ("E103", 3, 11, "'[' opened at line 3 is not closed before name 'param' at line 4"),
+            ("E101", 4, 13, "unexpected character '$'"),
+            ("E104", 5, 23, "a positional argument cannot follow a keyword argument"),
         ],
     ),
     (
