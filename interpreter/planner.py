@@ -318,18 +318,30 @@ def _first_error(e: ValidationError) -> str:
     return f"'{loc}': {err.get('msg')}{shown}" if loc else f"{err.get('msg')}{shown}"
 
 
-def explain(previous_material: str | None, pn: PlanNode) -> str:
+def remembered(pn: PlanNode) -> str:
+    """What the registry keeps of a node's last plan, so a later dry run can say what changed."""
+    return json.dumps({"material": pn.material, "params": dict(pn.env)})
+
+
+def explain(previous: str | None, pn: PlanNode) -> str:
     """Why a node must run, compared with the last plan of the same node: for dry-run."""
-    if previous_material is None:
+    if previous is None:
         return "new"
     try:
-        old = json.loads(previous_material)
+        prev = json.loads(previous)
+        old = json.loads(prev["material"])
         new = json.loads(pn.material)
-    except ValueError:
+    except (ValueError, KeyError, TypeError):
         return "changed"
     if old.get("version") != new.get("version"):
         return f"operator {pn.op} version changed"
-    reasons = []
+    reasons = [f"experiment {k} changed: {old.get(k)} -> {new.get(k)}"
+               for k in ("seed", "dtype") if old.get(k) != new.get(k)]
+    old_params, new_params = prev.get("params", {}), dict(pn.env)
+    for name in sorted(set(old_params) & set(new_params)):
+        if old_params[name] != new_params[name]:
+            reasons.append(f"param {name} changed: {_short(json.loads(old_params[name]))} -> "
+                           f"{_short(json.loads(new_params[name]))}")
     oa, na = old.get("args", {}), new.get("args", {})
     for k in sorted(set(oa) | set(na)):
         if oa.get(k) == na.get(k):

@@ -10,7 +10,7 @@ from typing import Any
 from expc.interpreter.compiler import compile
 from expc.interpreter.executor import Events, Executor, NodeFailed
 from expc.interpreter.overrides import apply_overrides
-from expc.interpreter.planner import Pending, explain
+from expc.interpreter.planner import Pending, explain, remembered
 from expc.interpreter.runs import Runs
 from expc.interpreter.store import Store
 from expc.runtime.api import Cancelled
@@ -101,7 +101,7 @@ class Session:
             for nid in targets or self.program.decls:
                 results[nid] = ex.evaluate(nid)
                 pn = ex.plan(nid)
-                self.runs.remember(self.program.file, nid, pn.key, pn.material)
+                self.runs.remember(self.program.file, nid, pn.key, remembered(pn))
                 node = self.program.nodes[nid]
                 self.runs.result(run_id, nid, pn.key, node.kind, _summary(results[nid]))
                 self._link(run_id, nid, pn.key)
