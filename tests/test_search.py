@@ -261,3 +261,52 @@ def test_without_a_pruner_every_trial_completes(tmp_path):
     _, r = run(f, tmp_path / "store")
     assert r.status == "ok", r.failure
     assert {t["state"] for t in r.results["s"]["trials"]} == {"complete"}
+
+
+@pytest.mark.slow
+def test_a_search_killed_with_sigkill_resumes_from_its_study(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    search = "search sweep { objective = minimize(ppl), sampler = tpe(3, startup = 2), trials = 8 }"
+    f = write(tmp_path, search)
+    store = tmp_path / "store"
+
+    def finished_trials() -> int:
+        db = store / "work"
+        studies = list(db.glob("*/study.sqlite"))
+        if not studies:
+            return 0
+        try:
+            con = sqlite3.connect(str(studies[0]), timeout=5)
+            n = con.execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0]
+            con.close()
+            return n
+        except sqlite3.Error:
+            return 0
+
+    proc = subprocess.Popen([sys.executable, "-m", "expc", "run", str(f), "--cache", str(store)], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 180
+    try:
+        while finished_trials() < 3:
+            assert proc.poll() is None, "the search finished before it could be killed"
+            assert time.time() < deadline
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    done_before = finished_trials()
+    assert 3 <= done_before < 8
+
+    _, r = run(f, store)
+    assert r.status == "ok", r.failure
+    assert len(r.results["sweep"]["trials"]) == 8
+    # the rerun evaluated only the missing trials (a trial in flight at the kill may be redone once)
+    evaluated = ran(node_rows(store, r.run_id), "perplexity")
+    assert len([x for x in evaluated if json.loads(x[4])]) <= 8 - done_before + 1
+    # the fine-tunes come from the store
+    assert not ran(node_rows(store, r.run_id), "finetune")
