@@ -66,9 +66,11 @@ def cmd_fmt(args) -> int:
     for f in args.files:
         path = Path(f)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8-sig")
         except OSError as e:
             raise UsageError(f"cannot read {f}: {e.strerror}")
+        except UnicodeDecodeError as e:
+            raise UsageError(f"{f} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})")
         sources.add(f, text)
         try:
             out = format_source(text, f)

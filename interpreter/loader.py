@@ -41,15 +41,19 @@ def load(path: str | Path, sources: SourceCache | None = None, text: str | None 
             return
         shown = display_path(file)
         try:
-            src = override if override is not None else file.read_text(encoding="utf-8")
+            src = override if override is not None else file.read_text(encoding="utf-8-sig")
         except FileNotFoundError:
             if not chain:
                 raise CompileError([_usage_diag(f"file not found: {shown}")])
             diags.error("E502", f"imported file not found: {shown}", chain[-1][1])
             return
-        except (UnicodeDecodeError, OSError) as e:
+        except UnicodeDecodeError as e:
             span = chain[-1][1] if chain else None
-            diags.error("E502", f"cannot read {shown}: {e}", span)
+            diags.error("E502", f"{shown} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})", span)
+            return
+        except OSError as e:
+            span = chain[-1][1] if chain else None
+            diags.error("E502", f"cannot read {shown}: {e.strerror or e}", span)
             return
         sources.add(shown, src)
         texts[shown] = src

@@ -202,10 +202,10 @@ class CallLowering:
         exists = path.is_file() if kind == "file" else path.is_dir() if kind == "dir" else path.exists()
         if not exists:
             noun = {"file": "file", "dir": "directory"}.get(kind, "path")
-            found_other = path.exists()
+            other = "a directory" if path.is_dir() else "a file"
             self.diags.error(
                 "E501",
-                f"{noun} not found: '{typed.value}'" + (f" (it is not a {noun})" if found_other else ""),
+                f"'{typed.value}' is {other}, not a {noun}" if path.exists() else f"{noun} not found: '{typed.value}'",
                 span,
                 hint=f"paths are relative to the .exp file: looked for {path}",
             )

@@ -126,3 +126,18 @@ def test_run_links_its_results_by_name(run_cli, good, tmp_path):
     assert (run_dir / "head" / "value.json").is_file()
     line = next(x for x in out.splitlines() if x.startswith("head "))
     assert line.startswith("head   data  take") and line.endswith(f" in {run_dir / 'head'}") and "n=3" in line
+
+
+def test_odd_files_get_clear_messages(run_cli, tmp_path):
+    (tmp_path / "bom.exp").write_bytes(b"\xef\xbb\xbfparam a = 1\n")
+    code, out, err = run_cli("check", tmp_path / "bom.exp")
+    assert code == 0, err  # a UTF-8 byte-order mark is fine
+    (tmp_path / "bin.exp").write_bytes(b"param \xf1\xff = 1\n")
+    code, out, err = run_cli("check", tmp_path / "bin.exp")
+    assert code == 1 and "bin.exp is not UTF-8 text (byte 0xf1 at offset 6)" in err
+    code, out, err = run_cli("fmt", tmp_path / "bin.exp")
+    assert code == 2 and "is not UTF-8 text" in err and "internal error" not in err
+    (tmp_path / "d").mkdir()
+    (tmp_path / "t.exp").write_text('data x = text("d")\n')
+    code, out, err = run_cli("check", tmp_path / "t.exp")
+    assert code == 1 and "error[E501]: 'd' is a directory, not a file" in err
