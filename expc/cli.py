@@ -97,8 +97,11 @@ def cmd_graph(args) -> int:
     from expc.interpreter.compiler import compile
     from expc.interpreter.render_graph import to_dot, to_mermaid
 
-    c = compile(args.file)
-    print(to_dot(c.program) if args.format == "dot" else to_mermaid(c.program))
+    from expc.runtime.registry import load_registry
+
+    registry = load_registry()
+    c = compile(args.file, registry)
+    print(to_dot(c.program, registry) if args.format == "dot" else to_mermaid(c.program, registry))
     return EXIT_OK
 
 

@@ -268,12 +268,12 @@ class Checker:
         searched: set[str] = set()
         for node in self.nodes.values():
             if node.op == "search":
-                searched |= objective_params(node, self.nodes)
+                searched |= objective_params(node, self.nodes, self.registry)
         for nid in self.decls:
             node = self.nodes.get(nid)
             if node is None or node.op == "search":
                 continue
-            for p in sorted(params_used(nid, self.nodes)):
+            for p in sorted(params_used(nid, self.nodes, self.registry)):
                 decl = self.params.get(p)
                 if decl is not None and not decl.has_default and p not in searched:
                     self.diags.error(

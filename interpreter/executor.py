@@ -263,7 +263,7 @@ class RunContext:
     def params_of(self, target: str) -> list[str]:
         from expc.interpreter.graph import params_used
 
-        return sorted(params_used(target, self._ex.program.nodes))
+        return sorted(params_used(target, self._ex.program.nodes, self._ex.registry))
 
     def param_decl(self, name: str):
         return self._ex.program.params.get(name)

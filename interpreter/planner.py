@@ -197,7 +197,7 @@ class Planner:
             raise PlanError(Diagnostic("E206", f"unknown operator '{node.op}'", node.span))
         inputs: list[tuple[str, str, tuple[str, ...]]] = []
         input_keys: dict[str, str] = {}
-        for path, ref in input_refs(node):
+        for path, ref in input_refs(node, self.registry):
             child = self.plan(ref["$ref"])
             inputs.append((path, ref["$ref"], tuple(ref.get("path", []))))
             input_keys[ref["$ref"]] = child.key

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from expc.interpreter.graph import deferred_refs, input_refs
+from expc.runtime.registry import Registry
 from expc.spec.ir import Program
 
 
-def edges(program: Program) -> list[tuple[str, str, str]]:
+def edges(program: Program, registry: Registry) -> list[tuple[str, str, str]]:
     """(from, to, style): solid for inputs, dashed for deferred (search objectives) and bind targets."""
     out = []
     for node in program.nodes.values():
-        for _, ref in input_refs(node):
+        for _, ref in input_refs(node, registry):
             out.append((ref["$ref"], node.id, "input"))
         if node.op == "bind":
             out.append((node.args["target"], node.id, "bind"))
         else:
-            for r in deferred_refs(node):
+            for r in deferred_refs(node, registry):
                 out.append((r, node.id, "deferred"))
     seen = set()
     uniq = []
@@ -31,7 +32,7 @@ def _label(program: Program, nid: str) -> str:
     return f"{nid}\\n{n.op}" if n.kind else f"{n.op}"
 
 
-def to_mermaid(program: Program) -> str:
+def to_mermaid(program: Program, registry: Registry) -> str:
     ids = {nid: f"n{i}" for i, nid in enumerate(sorted(program.nodes))}
     lines = ["flowchart LR"]
     for nid in sorted(program.nodes):
@@ -39,19 +40,19 @@ def to_mermaid(program: Program) -> str:
         label = f"{nid}<br/>{n.op}" if n.kind else n.op
         shape = ("([", "])") if n.kind else ("[", "]")
         lines.append(f'  {ids[nid]}{shape[0]}"{label}"{shape[1]}')
-    for a, b, style in edges(program):
+    for a, b, style in edges(program, registry):
         arrow = "-->" if style == "input" else "-.->"
         lines.append(f"  {ids[a]} {arrow} {ids[b]}")
     return "\n".join(lines)
 
 
-def to_dot(program: Program) -> str:
+def to_dot(program: Program, registry: Registry) -> str:
     lines = ["digraph expc {", "  rankdir=LR;", "  node [shape=box, fontname=Helvetica];"]
     for nid in sorted(program.nodes):
         n = program.nodes[nid]
         style = ', style="rounded,bold"' if n.kind else ""
         lines.append(f'  "{nid}" [label="{_label(program, nid)}"{style}];')
-    for a, b, style in edges(program):
+    for a, b, style in edges(program, registry):
         attr = "" if style == "input" else " [style=dashed]"
         lines.append(f'  "{a}" -> "{b}"{attr};')
     lines.append("}")
