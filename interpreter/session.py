@@ -46,6 +46,7 @@ class Session:
             program = program.model_copy(update={"settings": program.settings.model_copy(update=settings)})
         _check_device(program)
         store = Store(cache or DEFAULT_STORE)
+        store.sweep_tmp()  # half-written results of runs killed more than an hour ago
         return cls(str(file), program, env, store, Runs(store.root), registry, sources, list(overrides or []),
                    compiled.warnings)
 

@@ -95,3 +95,19 @@ def test_dry_run_explains(project):
     assert rows["both"][2] == "run" and "input" in rows["both"][3]
     # a dry run computes nothing
     assert run(project) == []
+
+
+def test_old_temporaries_of_killed_runs_are_swept(project):
+    import os
+    import time
+
+    run(project)
+    tmp_root = project / ".expc" / "tmp"
+    old, young = tmp_root / "deadbeef.1.0", tmp_root / "deadbeef.2.0"
+    for d in (old, young):
+        d.mkdir()
+        (d / "partial.bin").write_bytes(b"x")
+    hour_ago = time.time() - 7200
+    os.utime(old, (hour_ago, hour_ago))
+    assert run(project) == []
+    assert not old.exists() and young.exists()  # a young one may belong to a run still going
