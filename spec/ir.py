@@ -29,6 +29,7 @@ class Settings(BaseModel):
     name: str = "experiment"
     seed: int = Field(0, ge=0, description="global seed; operators derive their own seeds from it")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$", description="auto | cpu | cuda[:N]")
+    # forward passes of training and evaluation run under autocast in this dtype (weights stay float32)
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     workers: int = Field(1, ge=1, le=1024, description="local worker processes for parallel work")
     backend: Literal["local", "ray"] = "local"

@@ -209,3 +209,35 @@ def test_thread_count_override(monkeypatch):
         assert set_threads(workers=64) == 1  # more workers than cores: one thread each
     finally:
         torch.set_num_threads(before)
+
+
+def test_experiment_dtype_bfloat16_trains_under_autocast(tmp_path):
+    """`experiment { dtype = "bfloat16" }`: forward passes in bf16 (weights stay float32); the result
+    differs from float32 training, still learns, and the setting keys every node."""
+    from expc.interpreter.session import Session
+
+    program = """
+experiment mixed {{ seed = 0  dtype = "{dtype}" }}
+data d = arithmetic(n = 300, digits = 2)
+model b = gpt2(layers = 1, width = 32, heads = 2, context = 32)
+eval before = loss(b, d)
+train m = finetune(b, d, steps = 40, lr = 3e-3, batch = 8)
+eval after = loss(m, d)
+"""
+    results = {}
+    for dtype in ("float32", "bfloat16"):
+        f = tmp_path / f"{dtype}.exp"
+        f.write_text(program.format(dtype=dtype))
+        s = Session.open(f, [], tmp_path / "store")
+        r = s.run()
+        assert r.status == "ok", r.failure
+        assert sorted(r.ran) == ["after", "b", "before", "d", "m"]  # dtype keys every node
+        results[dtype] = r.results
+    bf, fp = results["bfloat16"], results["float32"]
+    assert bf["after"]["value"] < bf["before"]["value"] - 0.3  # it learns
+    assert bf["after"]["value"] != fp["after"]["value"]  # and it is not float32 under another name
+    assert abs(bf["after"]["value"] - fp["after"]["value"]) < 0.3
+    from safetensors.torch import load_file
+
+    weights = load_file(str(bf["m"].path / "model.safetensors"))
+    assert all(t.dtype == torch.float32 for t in weights.values())

@@ -29,7 +29,7 @@ def _evaluate(p: EvalParams, ctx) -> dict:
     check_stream(stream, 1, f"the evaluation data ({p.data.source})")
     if int(stream.max()) >= lm.config.vocab_size:
         raise OpError(f"the data has token id {int(stream.max())} beyond the model's vocabulary", field="data")
-    nats, n = stream_loss(lm, stream, context, p.batch, ctx.device)
+    nats, n = stream_loss(lm, stream, context, p.batch, ctx.device, getattr(ctx, "dtype", "float32"))
     n_bytes = n if tok.kind == "bytes" else p.data.n_bytes + p.data.n
     return metrics(nats, n, n_bytes)
 

@@ -8,23 +8,28 @@ import math
 import torch
 import torch.nn.functional as F
 
+from expc.runtime.train.modeling import autocast
 from expc.runtime.train.tokens import tiled_windows
 
 
 @torch.inference_mode()
-def stream_loss(lm, stream: torch.Tensor, context: int, batch: int, device: str) -> tuple[float, int]:
-    """(mean next-token cross-entropy in nats, number of predicted tokens)."""
+def stream_loss(lm, stream: torch.Tensor, context: int, batch: int, device: str,
+                dtype: str = "float32") -> tuple[float, int]:
+    """(mean next-token cross-entropy in nats, number of predicted tokens); forward passes under
+    autocast in `dtype` (the experiment's), the loss summed in float64."""
     was_training = lm.training
     lm.eval()
     full, tail = tiled_windows(stream, context)
     total = torch.zeros((), dtype=torch.float64, device=device)
     for i in range(0, full.shape[0], batch):
         w = full[i : i + batch].to(device)
-        logits = lm(input_ids=w[:, :-1]).logits
+        with autocast(device, dtype):
+            logits = lm(input_ids=w[:, :-1]).logits
         total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), w[:, 1:].reshape(-1), reduction="sum")
     if tail is not None:
         w = tail[None].to(device)
-        logits = lm(input_ids=w[:, :-1]).logits
+        with autocast(device, dtype):
+            logits = lm(input_ids=w[:, :-1]).logits
         total += F.cross_entropy(logits[0].float(), w[0, 1:], reduction="sum")
     if was_training:
         lm.train()

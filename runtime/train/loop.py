@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from expc.runtime.api import Cancelled, OpError
 from expc.runtime.train import checkpoint
+from expc.runtime.train.modeling import autocast
 from expc.runtime.train.tokens import sample_windows
 
 
@@ -36,6 +37,7 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 100
     log_every: int = 10
+    dtype: str = "float32"  # forward passes under autocast in this dtype (see modeling.autocast)
 
 
 def set_threads(workers: int = 1) -> int:
@@ -157,8 +159,9 @@ def train(lm, stream: torch.Tensor, cfg: TrainConfig, ctx, device: str, work_dir
             for group in opt.param_groups:
                 group["lr"] = lr
             windows = sample_windows(stream, cfg.batch, cfg.context, gen).to(device, non_blocking=True)
-            logits = lm(input_ids=windows[:, :-1]).logits
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), windows[:, 1:].reshape(-1))
+            with autocast(device, cfg.dtype):
+                logits = lm(input_ids=windows[:, :-1]).logits
+            loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), windows[:, 1:].reshape(-1))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.clip > 0:

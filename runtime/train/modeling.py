@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import torch
@@ -94,3 +95,11 @@ def load_for_context(model: ModelDir, context: int | None, ctx):
     if context > max_context:
         raise OpError(f"context = {context} exceeds the model's context of {max_context}", field="context")
     return lm, tok, context
+
+
+def autocast(device: str, dtype: str):
+    """The experiment's `dtype` as mixed precision: forward passes run under torch.autocast in that
+    dtype while weights, optimizer state and losses stay float32 (float32: no autocast at all)."""
+    if dtype == "float32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu", dtype=getattr(torch, dtype))
