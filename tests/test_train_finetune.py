@@ -207,6 +207,11 @@ def test_thread_count_override(monkeypatch):
         assert set_threads(workers=1) == 1 and torch.get_num_threads() == 1
         monkeypatch.delenv("EXPC_THREADS")
         assert set_threads(workers=64) == 1  # more workers than cores: one thread each
+        import os
+
+        # not the machine's load: the same count every time (results depend on it)
+        cores = len(os.sched_getaffinity(0))
+        assert [set_threads(workers=1) for _ in range(3)] == [cores] * 3
     finally:
         torch.set_num_threads(before)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,10 +40,11 @@ class TrainConfig:
 
 
 def set_threads(workers: int = 1) -> int:
-    """Pick torch's intra-op thread count: the cores shared among `workers`, but one thread when
-    other processes are busy on the CPU right now. Tiny models run hundreds of small parallel regions
-    per step; when another process takes one of our cores each region waits for a time slice, which
-    measured 10x slower than one thread on a busy 2-core machine. `EXPC_THREADS` overrides."""
+    """torch's intra-op thread count: the cores shared among `workers`, a function of the machine and
+    the experiment only. It must not depend on how busy the machine is: float32 results differ
+    between thread counts (measured: a 60-step fine-tune gives different weights with 1 and 2
+    threads), and a node's result must be a function of its key. `EXPC_THREADS` overrides (and so
+    may change results, like running on another machine)."""
     forced = os.environ.get("EXPC_THREADS")
     if forced:
         n = max(1, int(forced))
@@ -54,42 +54,9 @@ def set_threads(workers: int = 1) -> int:
         except AttributeError:
             cores = os.cpu_count() or 1
         n = max(1, cores // max(1, workers))
-        if n > 1:
-            n = max(1, min(n, cores - _busy_elsewhere()))
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n
-
-
-_busy_cache: tuple[float, int] = (-1e9, 0)
-
-
-def _busy_elsewhere(samples: int = 5, interval: float = 0.01) -> int:
-    """Threads of other processes running now (median of a few samples of /proc; cached 5 s)."""
-    global _busy_cache
-    now = time.monotonic()
-    if now - _busy_cache[0] < 5.0:
-        return _busy_cache[1]
-    counts = []
-    try:
-        for i in range(samples):
-            with open("/proc/loadavg") as f:
-                running = int(f.read().split()[3].split("/")[0])
-            own = 0
-            for tid in os.listdir("/proc/self/task"):
-                try:
-                    with open(f"/proc/self/task/{tid}/stat") as f:
-                        own += f.read().rsplit(")", 1)[1].split()[0] == "R"
-                except OSError:
-                    pass
-            counts.append(max(0, running - own))
-            if i + 1 < samples:
-                time.sleep(interval)
-    except (OSError, ValueError, IndexError):
-        return 0  # not Linux: assume an idle machine
-    busy = sorted(counts)[len(counts) // 2]
-    _busy_cache = (now, busy)
-    return busy
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
