@@ -14,7 +14,7 @@ from functools import lru_cache
 from typing import Iterator
 
 from lark import Token, Transformer, Tree
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.exceptions import UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from expc.spec import ast
 from expc.spec.tables import load_parser
@@ -55,8 +55,6 @@ class _SyntaxIssue(Exception):
 
 class _BracketPostLex:
     """Drops newlines inside brackets; reports a closing bracket that does not match its opener."""
-
-    always_accept = ("_NL",)
 
     def __init__(self, file: str):
         self.file = file
@@ -117,25 +115,83 @@ def _grammar() -> str:
 
 
 class _LarkParser:
-    """One LALR parser built once per process (building the tables is the slow part); the post-lexer's
-    file name and the comment sink are reset for each parse. Not thread-safe, like the CLI."""
+    """One LALR parser per process (its tables come from grammar_tables.json); the bracket tracker's
+    file name is reset for each parse. Not thread-safe, like the CLI."""
 
     def __init__(self) -> None:
         self.postlex = _BracketPostLex("<input>")
-        self.comments: list[Token] = []
         self.transformer = _ToAst("<input>")
-        self.lark = load_parser(_grammar(), postlex=self.postlex, lexer_callbacks={"COMMENT": self._comment},
-                                transformer=self.transformer)
-
-    def _comment(self, tok: Token) -> Token:
-        self.comments.append(tok)
-        return tok
+        self.lark = load_parser(_grammar(), transformer=self.transformer)
 
     def parse(self, text: str, file: str, comments: list[Token]):
+        """Tokens from `_tokens` (a hand-written lexer, faster than Lark's contextual one) go through
+        the bracket tracker to Lark's LALR parser, whose reduce callbacks build the AST."""
         self.postlex.file = file
         self.transformer.file = file
-        self.comments = comments
-        return self.lark.parse(text)
+        ip = self.lark.parse_interactive("")
+        state = ip.parser_state
+        actions = state.parse_conf.states
+        last = None
+        for tok in self.postlex.process(_tokens(text, file, comments)):
+            # keywords are contextual, as with Lark's lexer: `param` is a NAME where no keyword fits
+            kw = _KEYWORDS.get(tok) if tok.type == "NAME" else None
+            if kw is not None and kw in actions[state.state_stack[-1]]:
+                tok.type = kw
+            state.feed_token(tok)
+            last = tok
+        return ip.feed_eof(last)
+
+
+_KEYWORDS = {w: w.upper() for w in ("experiment", "import", "param", "true", "false", "none")}
+_OPS = {"(": "LPAR", ")": "RPAR", "[": "LSQB", "]": "RSQB", "{": "LBRACE", "}": "RBRACE", "=": "EQUAL",
+        "~": "TILDE", ",": "COMMA", ":": "COLON", ".": "DOT", "+": "PLUS", "-": "MINUS", "*": "STAR",
+        "/": "SLASH"}
+# One pass of one regex; the alternatives mirror the terminals of grammar.lark (a test checks that the
+# tokens agree with Lark's own lexer on the examples).
+_TOKEN = re.compile(
+    r"(?P<_NL>(?:\r?\n[\t ]*)+)"
+    r"|(?P<WS>[\t \f]+)"
+    r"|(?P<COMMENT>\#[^\n]*)"
+    r"|(?P<FLOAT>(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[0-9]+[eE][+-]?[0-9]+)"
+    r"|(?P<INT>[0-9]+)"
+    r"|(?P<NAME>[A-Za-z_][A-Za-z0-9_]*)"
+    r"|(?P<STRING>\"(?:[^\"\\\n]|\\.)*\")"
+    r"|(?P<OP>[()\[\]{}=~,:.+\-*/])"
+)
+
+
+def _tokens(text: str, file: str, comments: list[Token]):
+    line, line_start, pos, n = 1, 0, 0, len(text)
+    match = _TOKEN.match
+    while pos < n:
+        m = match(text, pos)
+        if m is None:
+            col = pos - line_start + 1
+            if text[pos] == '"':
+                end = text.find("\n", pos)
+                end_col = (end if end >= 0 else n) - line_start + 1
+                raise _SyntaxIssue(Diagnostic(
+                    "E102", "unterminated string", Span(file, line, col, line, end_col),
+                    hint="close it with '\"' on the same line (strings cannot span lines; use \\n)"))
+            raise _SyntaxIssue(Diagnostic("E101", f"unexpected character {text[pos]!r}", Span.point(file, line, col)))
+        kind = m.lastgroup
+        end = m.end()
+        value = m.group()
+        col = pos - line_start + 1
+        if kind == "_NL":
+            breaks = value.count("\n")
+            tok = Token("_NL", value, pos, line, col, line + breaks, len(value) - value.rfind("\n"), end)
+            line += breaks
+            line_start = pos + value.rfind("\n") + 1
+            yield tok
+        elif kind == "WS":
+            pass
+        elif kind == "COMMENT":
+            comments.append(Token("COMMENT", value, pos, line, col, line, col + len(value), end))
+        else:
+            tok_type = _OPS[value] if kind == "OP" else kind
+            yield Token(tok_type, value, pos, line, col, line, col + len(value), end)
+        pos = end
 
 
 @lru_cache(maxsize=1)
@@ -334,17 +390,7 @@ def _expected(names) -> str:
 
 
 def _describe(e: UnexpectedInput, text: str, file: str) -> Diagnostic:
-    if isinstance(e, UnexpectedCharacters):
-        ch = text[e.pos_in_stream] if e.pos_in_stream < len(text) else ""
-        if ch == '"':
-            line_text = text.split("\n")[e.line - 1]
-            return Diagnostic(
-                "E102",
-                "unterminated string",
-                Span(file, e.line, e.column, e.line, len(line_text) + 1),
-                hint="close it with '\"' on the same line (strings cannot span lines; use \\n)",
-            )
-        return Diagnostic("E101", f"unexpected character {ch!r}", Span.point(file, e.line, e.column))
+    # bad characters and unterminated strings are reported by the lexer (_tokens)
     if isinstance(e, UnexpectedToken):
         tok = e.token
         if tok.type == "$END":

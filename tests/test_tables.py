@@ -21,3 +21,23 @@ def test_loaded_parser_equals_built_parser():
     assert [type(s).__name__ for s in module.stmts] == ["Experiment", "Param", "Decl"]
     assert tables.load_parser(tables.grammar_text()).parse(text) == \
         tables.Lark(tables.grammar_text(), **tables.OPTIONS).parse(text)
+
+
+def test_hand_written_lexer_agrees_with_larks_lexer():
+    """spec/parser.py lexes by hand (faster); on every example and GRAMMAR.md snippet it must produce
+    exactly the tokens Lark's own lexer produces from grammar.lark (keywords as reserved words here)."""
+    import re
+
+    from conftest import EXAMPLES, ROOT
+    from expc.spec.parser import _KEYWORDS, _tokens
+
+    lark = tables.Lark(tables.grammar_text(), parser="lalr", lexer="basic")
+    texts = [p.read_text() for p in sorted(EXAMPLES.glob("*.exp"))]
+    texts += re.findall(r"```exp\n(.*?)```", (ROOT / "GRAMMAR.md").read_text(), re.S)
+    texts.append('x = {a: 1.5e-3, "b c": [.5, 2., 3e4, 7]} # c\n\n  y(-1 / 2 * -z.w, k = "\\"q\\"")\n')
+    assert len(texts) > 5
+    for text in texts:
+        theirs = [(t.type, str(t), t.line, t.column, t.end_line, t.end_column) for t in lark.lex(text)]
+        ours = [(_KEYWORDS.get(str(t), t.type) if t.type == "NAME" else t.type, str(t), t.line, t.column,
+                 t.end_line, t.end_column) for t in _tokens(text, "t.exp", [])]
+        assert ours == theirs
