@@ -170,22 +170,45 @@ def print_runs(rows: list[tuple]) -> None:
 def print_run(runs, row, root: Path) -> None:
     rid, file, exp, command, overrides, started, finished, status = row
     print(f"run {rid}: {exp} ({file}) {status}; overrides: {' '.join(json.loads(overrides or '[]')) or '-'}")
+    run_dir = Path(root) / "runs" / str(rid)
     results = runs.results(rid)
     table = []
     for node, key, kind, summary in results:
-        table.append((node, kind or "", _show_summary(json.loads(summary))))
+        value = json.loads(summary)
+        linked = run_dir / node
+        artifacts = _artifact_tags(value)
+        if artifacts and linked.exists():
+            table.append((node, kind or "", f"{artifacts} in {_rel(linked)}"))
+        else:
+            table.append((node, kind or "", _show_summary(value)))
     if table:
         print_table(["node", "kind", "result"], table)
     from expc.interpreter.reports import print_report
 
     for node, key, kind, summary in results:
         if kind == "report" and isinstance(value := json.loads(summary), dict):
-            print_report(node, value, Path(root) / "objects" / key[:2] / key)
-    nodes = runs.node_runs(rid)
-    ran = [(n, op, st, f"{s:.2f}s" if s else "") for n, _, op, st, s, _, _ in nodes if st != "cached"]
-    if ran:
+            linked = run_dir / node
+            print_report(node, value, linked if linked.exists() else Path(root) / "objects" / key[:2] / key)
+    # what ran, one line per node and status (a search evaluates the same nodes once per trial)
+    counts: dict[tuple[str, str, str], list[float]] = {}
+    for n, _, op, st, secs, _, _ in runs.node_runs(rid):
+        if st != "cached":
+            counts.setdefault((n, op, st), []).append(secs or 0.0)
+    if counts:
         print()
-        print_table(["node", "op", "status", "time"], ran)
+        rows = [(n, op, st, len(t), f"{sum(t):.2f}s") for (n, op, st), t in counts.items()]
+        print_table(["node", "op", "status", "times", "total"], rows)
+
+
+def _artifact_tags(value: Any) -> str:
+    """`model`, or `data (train, test)` for a record of artifacts; "" when the value holds none."""
+    if isinstance(value, dict) and "$artifact" in value:
+        return value["$artifact"]
+    if isinstance(value, dict):
+        parts = {k: v["$artifact"] for k, v in value.items() if isinstance(v, dict) and "$artifact" in v}
+        if parts:
+            return f"{', '.join(sorted(set(parts.values())))} ({', '.join(parts)})"
+    return ""
 
 
 def _show_summary(s: Any) -> str:
