@@ -84,6 +84,8 @@ def test_run_show_runs_and_save(run_cli, good, tmp_path):
     assert code == 0 and "cli_demo" in out
     code, out, _ = run_cli("show", "--cache", cache)
     assert code == 0 and "head" in out and "small" in out
+    assert f"data in {cache / 'runs' / '1' / 'head'}" in out  # results by name, under the run
+    assert "node   op          status  times  total" in out  # what ran, per node
 
 
 def test_export_round_trip(good):
