@@ -1,6 +1,6 @@
 """Source text -> syntax tree (spec.ast), with friendly, located syntax errors.
 
-Lark LALR with a post-lexer that drops newlines inside brackets and reports unbalanced ones. When a
+Tokens from expc.spec.lexer go to Lark's LALR parser, whose reduce callbacks build the AST. When a
 file does not parse, every top-level statement is re-parsed on its own so that independent syntax
 errors are all reported in one pass.
 """
@@ -11,19 +11,26 @@ import ast as pyast
 import re
 import warnings
 from functools import lru_cache
-from typing import Iterator
 
 from lark import Token, Transformer, Tree
 from lark.exceptions import UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from expc.spec import ast
+from expc.spec.lexer import (
+    CLOSE,
+    KEYWORDS,
+    OPEN,
+    SYMBOL,
+    BracketTracker,
+    SyntaxIssue,
+    bracket_issue,
+    tok_span,
+    tokens,
+)
 from expc.spec.tables import load_parser
 from expc.spec.diagnostics import CompileError, Diagnostic, Span, did_you_mean
 from expc.spec.types import STATEMENT_KEYWORDS
 
-_OPEN = {"LPAR": "RPAR", "LSQB": "RSQB", "LBRACE": "RBRACE"}
-_CLOSE = {v: k for k, v in _OPEN.items()}
-_SYMBOL = {"LPAR": "(", "RPAR": ")", "LSQB": "[", "RSQB": "]", "LBRACE": "{", "RBRACE": "}"}
 
 # How expected terminals are named in messages.
 _TERMINAL_NAMES = {
@@ -44,67 +51,8 @@ _TERMINAL_NAMES = {
     "SLASH": "'/'",
     "TRUE": "'true'",
     "FALSE": "'false'",
-    **{k: f"'{v}'" for k, v in _SYMBOL.items()},
+    **{k: f"'{v}'" for k, v in SYMBOL.items()},
 }
-
-
-class _SyntaxIssue(Exception):
-    def __init__(self, diag: Diagnostic):
-        self.diag = diag
-
-
-class _BracketPostLex:
-    """Drops newlines inside brackets; reports a closing bracket that does not match its opener."""
-
-    def __init__(self, file: str):
-        self.file = file
-        self.stack: list[Token] = []
-
-    def process(self, stream: Iterator[Token]) -> Iterator[Token]:
-        self.stack = stack = []  # read by _describe: an error inside an unclosed bracket says so
-        for tok in stream:
-            if tok.type in _OPEN:
-                stack.append(tok)
-            elif tok.type in _CLOSE:
-                issue = _bracket_issue(self.file, stack, tok)
-                if issue is not None:
-                    raise _SyntaxIssue(issue)
-                stack.pop()
-            elif tok.type == "_NL" and stack:
-                continue
-            yield tok
-        if stack:
-            opener = stack[-1]
-            raise _SyntaxIssue(
-                Diagnostic(
-                    "E103",
-                    f"'{opener.value}' is never closed",
-                    _tok_span(self.file, opener),
-                    hint=f"add '{_SYMBOL[_OPEN[opener.type]]}'",
-                )
-            )
-
-
-def _bracket_issue(file: str, stack: list[Token], tok: Token) -> Diagnostic | None:
-    """The diagnostic for closing bracket tok given the open brackets, or None when it matches."""
-    if not stack:
-        return Diagnostic("E103", f"unmatched '{tok.value}': no bracket is open here", _tok_span(file, tok))
-    opener = stack[-1]
-    if _OPEN[opener.type] == tok.type:
-        return None
-    return Diagnostic(
-        "E103",
-        f"'{tok.value}' does not match the '{opener.value}' opened at line {opener.line}",
-        _tok_span(file, tok),
-        hint=f"close it with '{_SYMBOL[_OPEN[opener.type]]}'",
-        notes=(("the bracket opened here", _tok_span(file, opener)),),
-    )
-
-
-def _tok_span(file: str, tok: Token) -> Span:
-    end_line = tok.end_line or tok.line
-    end_col = tok.end_column or (tok.column + len(tok.value))
-    return Span(file, tok.line, tok.column, end_line, end_col)
 
 
 @lru_cache(maxsize=None)
@@ -119,12 +67,12 @@ class _LarkParser:
     file name is reset for each parse. Not thread-safe, like the CLI."""
 
     def __init__(self) -> None:
-        self.postlex = _BracketPostLex("<input>")
+        self.postlex = BracketTracker("<input>")
         self.transformer = _ToAst("<input>")
         self.lark = load_parser(_grammar(), transformer=self.transformer)
 
     def parse(self, text: str, file: str, comments: list[Token]):
-        """Tokens from `_tokens` (a hand-written lexer, faster than Lark's contextual one) go through
+        """Tokens from the hand-written lexer (faster than Lark's contextual one) go through
         the bracket tracker to Lark's LALR parser, whose reduce callbacks build the AST."""
         self.postlex.file = file
         self.transformer.file = file
@@ -132,66 +80,14 @@ class _LarkParser:
         state = ip.parser_state
         actions = state.parse_conf.states
         last = None
-        for tok in self.postlex.process(_tokens(text, file, comments)):
+        for tok in self.postlex.process(tokens(text, file, comments)):
             # keywords are contextual, as with Lark's lexer: `param` is a NAME where no keyword fits
-            kw = _KEYWORDS.get(tok) if tok.type == "NAME" else None
+            kw = KEYWORDS.get(tok) if tok.type == "NAME" else None
             if kw is not None and kw in actions[state.state_stack[-1]]:
                 tok.type = kw
             state.feed_token(tok)
             last = tok
         return ip.feed_eof(last)
-
-
-_KEYWORDS = {w: w.upper() for w in ("experiment", "import", "param", "true", "false", "none")}
-_OPS = {"(": "LPAR", ")": "RPAR", "[": "LSQB", "]": "RSQB", "{": "LBRACE", "}": "RBRACE", "=": "EQUAL",
-        "~": "TILDE", ",": "COMMA", ":": "COLON", ".": "DOT", "+": "PLUS", "-": "MINUS", "*": "STAR",
-        "/": "SLASH"}
-# One pass of one regex; the alternatives mirror the terminals of grammar.lark (a test checks that the
-# tokens agree with Lark's own lexer on the examples).
-_TOKEN = re.compile(
-    r"(?P<_NL>(?:\r?\n[\t ]*)+)"
-    r"|(?P<WS>[\t \f]+)"
-    r"|(?P<COMMENT>\#[^\n]*)"
-    r"|(?P<FLOAT>(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[0-9]+[eE][+-]?[0-9]+)"
-    r"|(?P<INT>[0-9]+)"
-    r"|(?P<NAME>[A-Za-z_][A-Za-z0-9_]*)"
-    r"|(?P<STRING>\"(?:[^\"\\\n]|\\.)*\")"
-    r"|(?P<OP>[()\[\]{}=~,:.+\-*/])"
-)
-
-
-def _tokens(text: str, file: str, comments: list[Token]):
-    line, line_start, pos, n = 1, 0, 0, len(text)
-    match = _TOKEN.match
-    while pos < n:
-        m = match(text, pos)
-        if m is None:
-            col = pos - line_start + 1
-            if text[pos] == '"':
-                end = text.find("\n", pos)
-                end_col = (end if end >= 0 else n) - line_start + 1
-                raise _SyntaxIssue(Diagnostic(
-                    "E102", "unterminated string", Span(file, line, col, line, end_col),
-                    hint="close it with '\"' on the same line (strings cannot span lines; use \\n)"))
-            raise _SyntaxIssue(Diagnostic("E101", f"unexpected character {text[pos]!r}", Span.point(file, line, col)))
-        kind = m.lastgroup
-        end = m.end()
-        value = m.group()
-        col = pos - line_start + 1
-        if kind == "_NL":
-            breaks = value.count("\n")
-            tok = Token("_NL", value, pos, line, col, line + breaks, len(value) - value.rfind("\n"), end)
-            line += breaks
-            line_start = pos + value.rfind("\n") + 1
-            yield tok
-        elif kind == "WS":
-            pass
-        elif kind == "COMMENT":
-            comments.append(Token("COMMENT", value, pos, line, col, line, col + len(value), end))
-        else:
-            tok_type = _OPS[value] if kind == "OP" else kind
-            yield Token(tok_type, value, pos, line, col, line, col + len(value), end)
-        pos = end
 
 
 @lru_cache(maxsize=1)
@@ -212,14 +108,14 @@ class _ToAst(Transformer):
         return Tree(data, children)  # the _inlined helper rules; the parser splices their children
 
     def _sp(self, x) -> Span:
-        return _tok_span(self.file, x) if isinstance(x, Token) else x.span
+        return tok_span(self.file, x) if isinstance(x, Token) else x.span
 
     def _span(self, children) -> Span:
         first, last = self._sp(children[0]), self._sp(children[-1])
         return Span(self.file, first.line, first.col, last.end_line, last.end_col)
 
     def _tspan(self, tok: Token) -> Span:
-        return _tok_span(self.file, tok)
+        return tok_span(self.file, tok)
 
     @staticmethod
     def _nodes(children) -> list:
@@ -280,7 +176,7 @@ class _ToAst(Transformer):
             if isinstance(a, ast.Kwarg):
                 seen_kw = True
             elif seen_kw:
-                raise _SyntaxIssue(
+                raise SyntaxIssue(
                     Diagnostic(
                         "E104",
                         "a positional argument cannot follow a keyword argument",
@@ -333,9 +229,9 @@ def _unescape(tok: Token, file: str) -> str:
             warnings.simplefilter("error")  # Python only warns about an unknown escape such as "\q"
             value = pyast.literal_eval(str(tok))
     except (ValueError, SyntaxError, Warning):
-        raise _SyntaxIssue(Diagnostic("E102", f"invalid escape in string {tok}", _tok_span(file, tok)))
+        raise SyntaxIssue(Diagnostic("E102", f"invalid escape in string {tok}", tok_span(file, tok)))
     if not isinstance(value, str):  # pragma: no cover - the STRING regex only admits strings
-        raise _SyntaxIssue(Diagnostic("E102", "not a string", _tok_span(file, tok)))
+        raise SyntaxIssue(Diagnostic("E102", "not a string", tok_span(file, tok)))
     return value
 
 
@@ -344,7 +240,7 @@ def parse(text: str, file: str = "<input>") -> ast.Module:
     comments: list[Token] = []
     try:
         stmts = _parse_chunk(text, file, comments)
-    except _SyntaxIssue as first:
+    except SyntaxIssue as first:
         diags = _recover(text, file) or [first.diag]
         raise CompileError(diags) from None
     lines = text.split("\n")
@@ -359,11 +255,11 @@ def _parse_chunk(text: str, file: str, comments: list[Token]) -> list:
     try:
         return _lark().parse(text, file, comments)
     except VisitError as e:
-        if isinstance(e.orig_exc, _SyntaxIssue):
+        if isinstance(e.orig_exc, SyntaxIssue):
             raise e.orig_exc from None
         raise
     except UnexpectedInput as e:
-        raise _SyntaxIssue(_describe(e, text, file)) from None
+        raise SyntaxIssue(_describe(e, text, file)) from None
 
 
 def _describe_token(tok: Token) -> str:
@@ -390,23 +286,23 @@ def _expected(names) -> str:
 
 
 def _describe(e: UnexpectedInput, text: str, file: str) -> Diagnostic:
-    # bad characters and unterminated strings are reported by the lexer (_tokens)
+    # bad characters and unterminated strings are reported by the lexer (expc.spec.lexer.tokens)
     if isinstance(e, UnexpectedToken):
         tok = e.token
         if tok.type == "$END":
             lines = text.split("\n")
             span = Span.point(file, len(lines), len(lines[-1]) + 1)
         else:
-            span = _tok_span(file, tok)
+            span = tok_span(file, tok)
             if tok.type == "_NL":
                 span = Span.point(file, tok.line, tok.column)
         expected = set(e.expected or ())
         stack = _lark().postlex.stack
         if stack:
             expected.discard("_NL")  # newlines are dropped inside brackets: never expected there
-        if tok.type in _CLOSE:
+        if tok.type in CLOSE:
             # the contextual lexer can reject a closing bracket before the post-lexer sees it
-            bracket = _bracket_issue(file, stack, tok)
+            bracket = bracket_issue(file, stack, tok)
             if bracket is not None:
                 return bracket
         if stack and tok.type == "NAME" and tok.column == 1 and tok.line > stack[-1].line:
@@ -415,8 +311,8 @@ def _describe(e: UnexpectedInput, text: str, file: str) -> Diagnostic:
                 "E103",
                 f"'{opener.value}' opened at line {opener.line} is not closed before {_describe_token(tok)} "
                 f"at line {tok.line}",
-                _tok_span(file, opener),
-                hint=f"add '{_SYMBOL[_OPEN[opener.type]]}'",
+                tok_span(file, opener),
+                hint=f"add '{SYMBOL[OPEN[opener.type]]}'",
                 notes=((f"found {_describe_token(tok)} here", span),),
             )
         message = f"unexpected {_describe_token(tok)}; expected {_expected(expected)}"
@@ -490,7 +386,7 @@ def _recover(text: str, file: str) -> list[Diagnostic]:
         end = "\n" if start_line + chunk.count("\n") < last_line else ""
         try:
             _parse_chunk("\n" * (start_line - 1) + chunk + end, file, [])
-        except _SyntaxIssue as issue:
+        except SyntaxIssue as issue:
             diags.append(_cut_bracket(issue.diag, text, start_line + chunk.count("\n") + 1, file))
     return diags
 

@@ -29,7 +29,7 @@ def test_hand_written_lexer_agrees_with_larks_lexer():
     import re
 
     from conftest import EXAMPLES, ROOT
-    from expc.spec.parser import _KEYWORDS, _tokens
+    from expc.spec.lexer import KEYWORDS, tokens
 
     lark = tables.Lark(tables.grammar_text(), parser="lalr", lexer="basic")
     texts = [p.read_text() for p in sorted(EXAMPLES.glob("*.exp"))]
@@ -38,6 +38,6 @@ def test_hand_written_lexer_agrees_with_larks_lexer():
     assert len(texts) > 5
     for text in texts:
         theirs = [(t.type, str(t), t.line, t.column, t.end_line, t.end_column) for t in lark.lex(text)]
-        ours = [(_KEYWORDS.get(str(t), t.type) if t.type == "NAME" else t.type, str(t), t.line, t.column,
-                 t.end_line, t.end_column) for t in _tokens(text, "t.exp", [])]
+        ours = [(KEYWORDS.get(str(t), t.type) if t.type == "NAME" else t.type, str(t), t.line, t.column,
+                 t.end_line, t.end_column) for t in tokens(text, "t.exp", [])]
         assert ours == theirs
