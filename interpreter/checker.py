@@ -16,7 +16,7 @@ from expc.interpreter.lowering import ExprLowerer, Typed
 from expc.interpreter import symbolic
 from expc.runtime.registry import Registry
 from expc.spec import ast
-from expc.spec.diagnostics import Collector, Span, did_you_mean
+from expc.spec.diagnostics import Collector, Span, closest_span, did_you_mean
 from expc.spec.ir import Node, ParamDecl, Program, Settings
 from expc.spec.types import KINDS, STATEMENT_KEYWORDS, accepts, describe
 
@@ -121,7 +121,7 @@ class Checker:
         try:
             self.settings = Settings.model_validate(values)
         except ValidationError as e:
-            self.report_validation(e, spans, exp.span, "experiment")
+            self.report_validation(e.errors(), spans, exp.span, "experiment")
         self.settings_spans = spans
 
     # -- params ------------------------------------------------------------------------------------
@@ -298,15 +298,12 @@ class Checker:
             i += 1
         return f"{base}#{i}"
 
-    def report_validation(self, err: ValidationError, spans: dict[str, Span], fallback: Span, what: str) -> None:
-        for e in err.errors():
+    def report_validation(self, errors: list[dict], spans: dict[str, Span], fallback: Span, what: str) -> None:
+        """Pydantic errors (ValidationError.errors()) as diagnostics at the spans of their fields."""
+        for e in errors:
             loc = [str(x) for x in e.get("loc", ())]
             key = ".".join(loc)
-            span = None
-            for i in range(len(loc), 0, -1):
-                span = spans.get(".".join(loc[:i]))
-                if span:
-                    break
+            span = closest_span(spans, key)
             field = loc[0] if loc else ""
             msg = e.get("msg", "invalid value")
             if e.get("type") == "missing":

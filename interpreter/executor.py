@@ -15,15 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from pydantic import ValidationError
-
-from expc.interpreter.planner import FileHasher, PlanError, PlanNode, Planner
+from expc.interpreter.planner import FileHasher, PlanError, Planner, PlanNode
 from expc.interpreter.runs import Runs
 from expc.interpreter.store import Store, StoreError
+from expc.interpreter.symbolic import canonical
 from expc.runtime.api import Cancelled, OpError, Pruned
 from expc.runtime.registry import Registry
-from expc.spec.diagnostics import Diagnostic, Span
+from expc.spec.diagnostics import Diagnostic, closest_span
 from expc.spec.ir import Program
+from pydantic import ValidationError
 
 
 class NodeFailed(Exception):
@@ -66,8 +66,6 @@ class Executor:
 
     def planner(self, env: dict[str, Any] | None = None) -> Planner:
         env = {**self.env, **(env or {})}
-        from expc.interpreter.symbolic import canonical
-
         k = canonical(env)
         p = self._planners.get(k)
         if p is None:
@@ -184,14 +182,7 @@ class Executor:
     def _diag(self, pn: PlanNode, message: str, field: str | None, hint: str | None = None,
               code: str = "E600") -> Diagnostic:
         node = self.program.nodes.get(pn.id)
-        span: Span | None = node.span if node else None
-        if node is not None and field:
-            parts = field.split(".")
-            for i in range(len(parts), 0, -1):
-                s = node.arg_spans.get(".".join(parts[:i]))
-                if s is not None:
-                    span = s
-                    break
+        span = closest_span(node.arg_spans, field or "", node.span) if node is not None else None
         return Diagnostic(code, message, span, hint=hint)
 
 

@@ -28,7 +28,7 @@ class AlgebraLowering:
         if lt in NUM and rt in NUM:
             return self._scalar(e.op, [l, r], e.span)
         if lt == "any" or rt == "any":
-            return Typed("any", {"$arith": e.op, "args": [self._final(l), self._final(r)]}, e.span)
+            return Typed("any", {"$arith": e.op, "args": [l.value, r.value]}, e.span)
         op_words = {"+": "add", "-": "subtract", "*": "multiply", "/": "divide"}
         if "model" in (lt, rt):
             models = lt == "model" and rt == "model"
@@ -81,9 +81,6 @@ class AlgebraLowering:
                 return None
             return Typed(rtype, v, span)
         return Typed(rtype, {"$arith": op, "args": [a.value for a in args]}, span)
-
-    def _final(self, t: Typed) -> Any:
-        return t.value
 
     # -- algebra materialization -------------------------------------------------------------------
 

@@ -232,7 +232,7 @@ class CallLowering:
         except ValidationError as err:
             errors = [x for x in err.errors() if not (x.get("loc") and str(x["loc"][0]) in unknown)]
             if errors:
-                self.c.report_validation(_Filtered(errors), spans, call_span, f"{op.name}()")
+                self.c.report_validation(errors, spans, call_span, f"{op.name}()")
                 return False
         return self._validate_ranges(op, values, sample, spans, call_span)
 
@@ -316,16 +316,6 @@ class CallLowering:
                  args={"target": name, "bindings": bindings, "from": frm}, span=e.span, arg_spans=spans)
         )
         return Typed(target.type, {"$ref": nid}, e.span)
-
-
-class _Filtered:
-    """A list of pydantic error dicts that quacks like ValidationError.errors() for report_validation."""
-
-    def __init__(self, errors):
-        self._errors = errors
-
-    def errors(self):
-        return self._errors
 
 
 def _placeholders(v: Any) -> Any:

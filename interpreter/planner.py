@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from expc.interpreter import symbolic
 from expc.interpreter.graph import input_refs
 from expc.runtime.registry import Registry
-from expc.spec.diagnostics import Diagnostic, Span
+from expc.spec.diagnostics import Diagnostic, Span, closest_span
 from expc.spec.ir import Node, Program
 
 
@@ -225,9 +225,8 @@ class Planner:
         try:
             validated = op.params.model_validate({k: _check_value(v) for k, v in runtime_args.items()})
         except ValidationError as e:
-            loc = e.errors()[0].get("loc", ())
-            path = ".".join(str(x) for x in loc)
-            span = node.arg_spans.get(path) or node.arg_spans.get(str(loc[0]) if loc else "", node.span)
+            path = ".".join(str(x) for x in e.errors()[0].get("loc", ()))
+            span = closest_span(node.arg_spans, path, node.span)
             raise PlanError(Diagnostic("E401", f"invalid value for {node.id}: {_first_error(e)}", span))
         dumped = validated.model_dump(mode="json")
         for fname, f in ((f.name, f) for f in op.fields):

@@ -91,6 +91,17 @@ class Collector:
             raise CompileError(self.items)
 
 
+def closest_span(spans: dict[str, Span], path: str, fallback: Span | None = None) -> Span | None:
+    """The span recorded for a dotted path ("models.1.expr"), or for its nearest recorded prefix
+    ("models.1", then "models"), else `fallback`."""
+    parts = path.split(".") if path else []
+    for i in range(len(parts), 0, -1):
+        span = spans.get(".".join(parts[:i]))
+        if span is not None:
+            return span
+    return fallback
+
+
 def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
     """A hint naming the closest candidates, or None when nothing is close."""
     close = difflib.get_close_matches(word, sorted(set(candidates)), n=3, cutoff=0.6)
