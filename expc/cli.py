@@ -250,9 +250,9 @@ def _save(session, result, name: str, dest: str) -> None:
 
     from expc.runtime.api import Artifact
 
+    ex = session.executor(result.run_id)
     value = result.results.get(name)
     if value is None:
-        ex = session.executor(result.run_id)
         value = ex.evaluate(name)
     out = Path(dest)
     if isinstance(value, Artifact):
@@ -263,6 +263,12 @@ def _save(session, result, name: str, dest: str) -> None:
         if meta.exists():
             meta.unlink()
         print(f"saved {name} ({value.tag}) to {out}")
+    elif _holds_artifact(value):
+        # a record of artifacts (a split): its node directory, with value.json naming the members' files
+        if out.exists():
+            shutil.rmtree(out)
+        shutil.copytree(session.store.path(ex.plan(name).key), out, symlinks=False)
+        print(f"saved {name} to {out}")
     else:
         from expc.interpreter.store import encode
 
@@ -270,6 +276,18 @@ def _save(session, result, name: str, dest: str) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(encode(value, Path(".")), indent=2), encoding="utf-8")
         print(f"saved {name} to {target}")
+
+
+def _holds_artifact(value: Any) -> bool:
+    from expc.runtime.api import Artifact
+
+    if isinstance(value, Artifact):
+        return True
+    if isinstance(value, dict):
+        return any(_holds_artifact(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_artifact(v) for v in value)
+    return False
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -143,3 +143,11 @@ def test_odd_files_get_clear_messages(run_cli, tmp_path):
     (tmp_path / "t.exp").write_text('data x = text("d")\n')
     code, out, err = run_cli("check", tmp_path / "t.exp")
     assert code == 1 and "error[E501]: 'd' is a directory, not a file" in err
+
+
+def test_save_a_split(run_cli, good, tmp_path):
+    code, out, err = run_cli("run", good, "--cache", tmp_path / "store", "--save", f"parts={tmp_path / 'parts'}")
+    assert code == 0, err
+    saved = tmp_path / "parts"
+    assert (saved / "train.jsonl").is_file() and (saved / "test.jsonl").is_file()
+    assert json.loads((saved / "value.json").read_text())["value"]["train"]["$artifact"] == "data"
