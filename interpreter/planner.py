@@ -223,7 +223,7 @@ class Planner:
             key_args[k] = resolved
         # Validate (catches bad overrides) and fill defaults so that explicit defaults key the same.
         try:
-            validated = op.params.model_validate({k: _check_value(v) for k, v in runtime_args.items()})
+            validated = op.params.model_validate({k: _files_as_paths(v) for k, v in runtime_args.items()})
         except ValidationError as e:
             path = ".".join(str(x) for x in e.errors()[0].get("loc", ()))
             span = closest_span(node.arg_spans, path, node.span)
@@ -245,7 +245,7 @@ class Planner:
             all_used |= set(self.plan(nid).params_used)
         return PlanNode(
             id=node.id, display=node.id, key=key, op=op.name, version=op.version,
-            args=_strip_files(runtime_args), inputs=tuple(inputs), material=material, env=env,
+            args=_files_as_paths(runtime_args), inputs=tuple(inputs), material=material, env=env,
             params_used=tuple(sorted(all_used)), bound=tuple(sorted(self.env.items())),
         )
 
@@ -295,8 +295,9 @@ def _refs_with_keys(value: Any, input_keys: dict[str, str]) -> Any:
     return symbolic.transform(value, fn)
 
 
-def _check_value(v: Any) -> Any:
-    """What the params model sees at plan time: files as absolute paths, refs as they are (Any)."""
+def _files_as_paths(v: Any) -> Any:
+    """Files as absolute path strings (what the params model validates and the operator receives);
+    refs stay as they are (input fields are Any)."""
 
     def fn(x):
         if isinstance(x, dict) and "$file" in x:
@@ -305,8 +306,6 @@ def _check_value(v: Any) -> Any:
 
     return symbolic.transform(v, fn)
 
-
-_strip_files = _check_value
 
 
 def _first_error(e: ValidationError) -> str:
