@@ -33,7 +33,7 @@ def params(value: Any) -> set[str]:
 
 
 def transform(value: Any, fn: Callable[[Any], Any | None]) -> Any:
-    """Rebuild value bottom-up... top-down: fn returns a replacement, or None to recurse."""
+    """Rebuild value top-down: fn returns a replacement for a sub-value, or None to recurse into it."""
     repl = fn(value)
     if repl is not None:
         return repl
