@@ -13,12 +13,13 @@ from pydantic import ValidationError
 
 from expc.interpreter.loader import Loaded
 from expc.interpreter.lowering import ExprLowerer, Typed
+from expc.interpreter.prechecks import run_prechecks
 from expc.interpreter import symbolic
 from expc.runtime.registry import Registry
 from expc.spec import ast
 from expc.spec.diagnostics import Collector, Span, closest_span, did_you_mean
 from expc.spec.ir import Node, ParamDecl, Program, Settings
-from expc.spec.types import KINDS, STATEMENT_KEYWORDS, accepts, describe
+from expc.spec.types import KINDS, STATEMENT_KEYWORDS, describe
 
 
 class Checker:
@@ -29,6 +30,7 @@ class Checker:
         self.decls: dict[str, ast.Decl] = {}
         self.param_stmts: dict[str, ast.Param] = {}
         self.params: dict[str, ParamDecl] = {}
+        self.failed_params: set[str] = set()
         self.nodes: dict[str, Node] = {}
         self.values: dict[str, Typed | None] = {}  # decl name -> lowered value (None: failed)
         self.visiting: list[str] = []
@@ -52,6 +54,7 @@ class Checker:
         for name in self.decls:
             self.decl_value(name)
         self._check_param_defaults()
+        run_prechecks(self.nodes, self.registry, self.diags)
         main_decls = [n for n in self.decls if n in self.nodes]
         self.diags.raise_if_errors()
         self.warnings = [d for d in self.diags.items if d.severity == "warning"]
@@ -130,7 +133,7 @@ class Checker:
         if name in self.params:
             return self.params[name]
         stmt = self.param_stmts.get(name)
-        if stmt is None:
+        if stmt is None or name in self.failed_params:  # reported once, not at every use
             return None
         if name in self.visiting:
             self._cycle(name, stmt.name_span)
@@ -141,28 +144,29 @@ class Checker:
         finally:
             self.visiting.pop()
         if typed is None:
+            self.failed_params.add(name)
             return None
         if stmt.searched:
-            if typed.type != "dist":
+            dist = self.registry.distribution(typed.value)
+            if dist is None:
                 self.diags.error(
                     "E301",
                     f"'param {name} ~' needs a distribution, got {typed.type}",
                     stmt.expr.span,
                     hint="uniform(lo, hi), loguniform(lo, hi), int(lo, hi) or choice(a, b, ...)",
                 )
+                self.failed_params.add(name)
                 return None
-            dist = typed.value
-            kind = dist.get("$op")
-            ptype = "int" if kind == "int" else ("any" if kind == "choice" else "number")
-            decl = ParamDecl(name=name, dist=dist, type=ptype, span=stmt.name_span)
+            decl = ParamDecl(name=name, dist=typed.value, type=dist.value_type(), span=stmt.name_span)
         else:
-            if typed.type in _NODE_TYPES or any(True for _ in symbolic.refs(typed.value)):
+            if self.registry.types.is_node(typed.type) or any(True for _ in symbolic.refs(typed.value)):
                 self.diags.error(
                     "E301",
                     f"param '{name}' must be a constant (number, string, bool, list or record), got {typed.type}",
                     stmt.expr.span,
                     hint=f"declare it with its kind instead, e.g. 'model {name} = ...'",
                 )
+                self.failed_params.add(name)
                 return None
             decl = ParamDecl(name=name, value=typed.value, type=typed.type, span=stmt.name_span)
         self.params[name] = decl
@@ -240,11 +244,12 @@ class Checker:
         typed = self.lower.expr(expr, owner=stmt.name, node_id=stmt.name, kind=stmt.kind)
         if typed is None:
             return None
-        allowed = KINDS[stmt.kind][0]
-        if not accepts(typed.type, allowed):
+        types = self.registry.types
+        if not types.kind_accepts(stmt.kind, typed.type):
             self.diags.error(
                 "E302",
-                f"'{stmt.kind} {stmt.name}' must be {describe(allowed)}, but its value is {typed.type}",
+                f"'{stmt.kind} {stmt.name}' must be {describe(types.kind_types(stmt.kind))}, "
+                f"but its value is {typed.type}",
                 expr.span,
             )
             return None
@@ -266,12 +271,15 @@ class Checker:
         from expc.interpreter.graph import objective_params, params_used
 
         searched: set[str] = set()
+        evaluators: set[str] = set()
         for node in self.nodes.values():
-            if node.op == "search":
+            op = self.registry.get(node.op)
+            if op is not None and op.evaluates is not None:
                 searched |= objective_params(node, self.nodes, self.registry)
+                evaluators.add(node.id)
         for nid in self.decls:
             node = self.nodes.get(nid)
-            if node is None or node.op == "search":
+            if node is None or nid in evaluators:
                 continue
             for p in sorted(params_used(nid, self.nodes, self.registry)):
                 decl = self.params.get(p)
@@ -313,7 +321,8 @@ class Checker:
             else:
                 got = e.get("input")
                 shown = f" (got {got!r})" if got is not None and not isinstance(got, (dict, list)) else ""
-                self.diags.error("E401", f"invalid value for '{key}' of {what}: {msg}{shown}", span or fallback)
+                target = f"for '{key}' of {what}" if key else f"of {what}"
+                self.diags.error("E401", f"invalid value {target}: {msg}{shown}", span or fallback)
 
 
 class _Unknown:
@@ -322,7 +331,6 @@ class _Unknown:
 
 
 _UNKNOWN = _Unknown()
-_NODE_TYPES = {"data", "split", "model", "env", "metric", "search", "poet", "report", "tokenizer"}
 
 
 def check(loaded: Loaded, registry: Registry) -> tuple[Program, list]:

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from expc.interpreter.planner import FileHasher, PlanError, Planner, PlanNode
+from expc.interpreter.planner import FileHasher, Pending, PlanError, Planner, PlanNode, result_key
 from expc.interpreter.runs import Runs
 from expc.interpreter.store import Store, StoreError
 from expc.interpreter.symbolic import canonical
-from expc.runtime.api import Cancelled, OpError, Pruned
-from expc.runtime.registry import Registry
+from expc.runtime.api import Cancelled, MapResult, OpError, Pruned
+from expc.runtime.registry import Operator, Registry
 from expc.spec.diagnostics import Diagnostic, closest_span
 from expc.spec.ir import Program
 from pydantic import ValidationError
@@ -55,12 +55,13 @@ class Executor:
     env: dict[str, Any] = field(default_factory=dict)
     events: Events = field(default_factory=Events)
     cancel: threading.Event = field(default_factory=threading.Event)
-    worker: dict = field(default_factory=dict)  # how another process rebuilds this executor
     _values: dict[str, Any] = field(default_factory=dict)  # key -> value (this process)
     _hasher: FileHasher = field(default_factory=FileHasher)
     _planners: dict[str, Planner] = field(default_factory=dict)
+    _results: dict[str, Any] = field(default_factory=dict)  # values plans depend on (see Pending)
     trail: list[tuple[str, str, str]] = field(default_factory=list)  # (node, key, status) this process
     metric_hook: Callable[[str, str, float, int | None], None] | None = None  # see Context.evaluate
+    _mapper: Any = None  # expc.interpreter.mapping.Mapper, made on the first ctx.map
 
     # -- planning ----------------------------------------------------------------------------------
 
@@ -69,22 +70,38 @@ class Executor:
         k = canonical(env)
         p = self._planners.get(k)
         if p is None:
-            p = Planner(self.program, self.registry, env, self._hasher, value_of=self._value_of)
+            p = Planner(self.program, self.registry, env, self._hasher, results=self._results)
             if len(self._planners) > 256:
                 self._planners.clear()
             self._planners[k] = p
         return p
 
-    def _value_of(self, node_id: str, env: dict[str, Any]) -> Any:
-        return self.evaluate(node_id, env)
-
     def plan(self, node_id: str, env: dict[str, Any] | None = None) -> PlanNode:
-        try:
-            return self.planner(env).plan(node_id)
-        except PlanError as e:
-            raise NodeFailed(e.diag) from None
+        """Plan `node_id`; a node that needs another node's result (node(sweep.best)) is planned once
+        that result exists: the executor computes it, hands it to the planner, and plans again."""
+        while True:
+            try:
+                return self.planner(env).plan(node_id)
+            except PlanError as e:
+                raise NodeFailed(e.diag) from None
+            except Pending as p:
+                self._results[result_key(p.waits_for, p.env)] = self.evaluate(p.waits_for, p.env)
 
     # -- execution ---------------------------------------------------------------------------------
+
+    def mapper(self):
+        """What ctx.map runs on (expc.interpreter.mapping); its worker pools live until close()."""
+        if self._mapper is None:
+            from expc.interpreter.mapping import Mapper
+
+            self._mapper = Mapper(self)
+        return self._mapper
+
+    def close(self) -> None:
+        """Stop the worker processes (or the local Ray instance) that ctx.map started."""
+        if self._mapper is not None:
+            self._mapper.close()
+            self._mapper = None
 
     def evaluate(self, node_id: str, env: dict[str, Any] | None = None, bindings_note: dict | None = None) -> Any:
         if self.cancel.is_set():
@@ -139,7 +156,8 @@ class Executor:
             self.events.node_start(pn)
         started = time.time()
         try:
-            result = op.fn(params, ctx)
+            # inline values (es(...), tpe(...)) reach the operator as the objects their operators build
+            result = op.fn(self.registry.built(params, ctx), ctx)
         except Cancelled as e:
             self.store.discard(tmp)
             status = "pruned" if isinstance(e, Pruned) else "cancelled"
@@ -248,6 +266,11 @@ class RunContext:
         finally:
             self._ex.metric_hook = previous
 
+    def map(self, target: str, bindings: list[dict[str, Any]], *, parallel: int | None = None,
+            on_metric: Callable[[int, str, str, float, int | None], None] | None = None,
+            in_process: bool = False) -> list[MapResult]:
+        return self._ex.mapper().map(target, bindings, parallel, on_metric, in_process, caller=self._pn)
+
     def plan_key(self, target: str, bindings: dict[str, Any]) -> str:
         return self._ex.plan(target, bindings).key
 
@@ -256,11 +279,11 @@ class RunContext:
 
         return sorted(params_used(target, self._ex.program.nodes, self._ex.registry))
 
-    def param_decl(self, name: str):
-        return self._ex.program.params.get(name)
+    def distribution(self, name: str):
+        """The validated distribution of a searched param (`param NAME ~ DIST`), or None."""
+        p = self._ex.program.params.get(name)
+        return self._ex.registry.distribution(p.dist) if p is not None and p.dist is not None else None
 
-    def worker_spec(self) -> dict:
-        return dict(self._ex.worker)
 
     def metrics(self, key: str, name: str | None = None) -> list[tuple]:
         return self._ex.runs.metrics_for(key, name)
@@ -268,3 +291,6 @@ class RunContext:
     def node_runs(self, key: str) -> list[tuple]:
         """(node, status, seconds, run_id) of every execution of a key (for measured costs in reports)."""
         return self._ex.runs.runs_of_key(key)
+
+    def operator(self, name: str) -> Operator | None:
+        return self._ex.registry.get(name)

@@ -9,13 +9,13 @@ from typing import Iterator
 
 from expc.interpreter import symbolic
 from expc.runtime.registry import Registry
-from expc.spec.ir import Node
+from expc.spec.ir import BindNode, Node
 
 
 def input_refs(node: Node, registry: Registry) -> Iterator[tuple[str, dict]]:
     """(args path, ref) of every node reference the node needs computed before it runs; references in
     Deferred fields (a search objective) are evaluated by the operator itself and are not inputs."""
-    if node.op == "bind":
+    if isinstance(node, BindNode):
         frm = node.args.get("from")
         for path, v in symbolic.walk(frm, "from"):
             if symbolic.is_tagged(v, "$ref"):
@@ -47,7 +47,7 @@ def params_used(node_id: str, nodes: dict[str, Node], registry: Registry, _memo:
         return memo[node_id]
     memo[node_id] = set()  # cycles are reported by the checker; don't recurse forever
     node = nodes[node_id]
-    if node.op == "bind":
+    if isinstance(node, BindNode):
         used = params_used(node.args["target"], nodes, registry, memo) - set(node.args.get("bindings", {}))
         used |= symbolic.params(node.args.get("bindings"))
         if node.args.get("from") is not None:
@@ -70,8 +70,10 @@ def params_used(node_id: str, nodes: dict[str, Node], registry: Registry, _memo:
 
 
 def objective_params(node: Node, nodes: dict[str, Node], registry: Registry) -> set[str]:
-    """Params a search varies: its `over` list if given, else everything its objective depends on."""
-    over = node.args.get("over")
+    """Params an evaluating operator (see registry.Evaluates) varies: its `over` list if given, else
+    every param its deferred nodes depend on."""
+    op = registry.get(node.op)
+    over = node.args.get(op.evaluates.over) if op is not None and op.evaluates and op.evaluates.over else None
     if over:
         return {p["$param"] if isinstance(p, dict) else p for p in over if p is not None}
     used: set[str] = set()

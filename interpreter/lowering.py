@@ -11,15 +11,15 @@ from typing import TYPE_CHECKING, Any
 from expc.interpreter import symbolic
 from expc.interpreter.lowering_algebra import AlgebraLowering
 from expc.interpreter.lowering_calls import CallLowering
-from expc.interpreter.typed import NODE_TYPES, Typed
+from expc.interpreter.typed import Typed
+from expc.runtime.types import parse_type
 from expc.spec import ast
 from expc.spec.diagnostics import did_you_mean
-from expc.spec.types import MEMBERS
 
 if TYPE_CHECKING:
     from expc.interpreter.checker import Checker
 
-__all__ = ["ExprLowerer", "Typed", "NODE_TYPES"]
+__all__ = ["ExprLowerer", "Typed"]
 
 
 class ExprLowerer(CallLowering, AlgebraLowering):
@@ -134,14 +134,15 @@ class ExprLowerer(CallLowering, AlgebraLowering):
                 return None
             inner = value[e.name]
             return Typed(_json_type(inner), inner, e.span)
-        members = MEMBERS.get(obj.type)
-        if obj.type in ("record", "any"):
-            mtype = "any"
+        types = self.c.registry.types
+        members = types.members(obj.type)
+        if types.is_open(obj.type):
+            mtype = (members or {}).get(e.name, "any")
         elif members is None or e.name not in members:
             known = sorted(members or {})
             self.diags.error(
                 "E208",
-                f"a value of type {obj.type} has no member '{e.name}'",
+                f"a value of type {parse_type(obj.type)[0]} has no member '{e.name}'",
                 e.name_span,
                 hint=did_you_mean(e.name, known) or (("members: " + ", ".join(known)) if known else None),
             )

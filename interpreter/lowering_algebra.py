@@ -11,7 +11,7 @@ from expc.interpreter import symbolic
 from expc.interpreter.typed import NUM, Leaf, Typed
 from expc.spec import ast
 from expc.spec.diagnostics import Span
-from expc.spec.ir import Node
+from expc.spec.ir import OpNode
 
 
 class AlgebraLowering:
@@ -30,19 +30,23 @@ class AlgebraLowering:
         if lt == "any" or rt == "any":
             return Typed("any", {"$arith": e.op, "args": [l.value, r.value]}, e.span)
         op_words = {"+": "add", "-": "subtract", "*": "multiply", "/": "divide"}
-        if "model" in (lt, rt):
-            models = lt == "model" and rt == "model"
-            scaled = (lt == "model" and rt in NUM) or (rt == "model" and lt in NUM)
-            if (e.op in "+-" and models) or (e.op == "*" and scaled) or (e.op == "/" and lt == "model" and rt in NUM):
-                return Typed("model", None, e.span,
+        # arithmetic on a type that declares an algebra (models: merge algebra) builds a pending tree
+        types = self.c.registry.types
+        la, ra = types.algebra_type(lt), types.algebra_type(rt)
+        if la or ra:
+            alg = la or ra
+            both = la is not None and la == ra
+            scaled = (la and rt in NUM) or (ra and lt in NUM)
+            if (e.op in "+-" and both) or (e.op == "*" and scaled) or (e.op == "/" and la and rt in NUM):
+                return Typed(alg, None, e.span,
                              tree={"op": {"+": "add", "-": "sub", "*": "mul", "/": "div"}[e.op],
                                    "args": [self._tree_of(l), self._tree_of(r)]})
-            if models:
-                hint = "scale a model by a number instead: 0.5 * m"
+            if both:
+                hint = f"scale {_a(alg)} by a number instead: 0.5 * m"
             elif e.op in "+-":
                 hint = "merge algebra adds models to models, e.g. base + 0.5*(m1 - base)"
             else:
-                hint = "a model can only be divided by a number"
+                hint = f"{_a(alg)} can only be divided by a number"
             self.diags.error(
                 "E301",
                 f"cannot {op_words[e.op]} {_a(lt)} {'and' if e.op in '+*' else 'by' if e.op == '/' else 'and'} "
@@ -62,8 +66,9 @@ class AlgebraLowering:
             return None
         if x.type in NUM:
             return self._scalar("neg", [x], e.span)
-        if x.type == "model":
-            return Typed("model", None, e.span, tree={"op": "neg", "args": [self._tree_of(x)]})
+        alg = self.c.registry.types.algebra_type(x.type)
+        if alg is not None:
+            return Typed(alg, None, e.span, tree={"op": "neg", "args": [self._tree_of(x)]})
         self.diags.error("E301", f"cannot negate {_a(x.type)}", e.span)
         return None
 
@@ -85,10 +90,13 @@ class AlgebraLowering:
     # -- algebra materialization -------------------------------------------------------------------
 
     def materialize(self, t: Typed, owner: str, node_id: str | None, kind: str | None) -> Typed | None:
-        """Turn a pending model-algebra tree into one `algebra` node with numbered model operands."""
-        op = self.c.registry.get("algebra")
+        """Turn a pending algebra tree into one node of the operator its type declares (models: `algebra`),
+        with numbered operands."""
+        name = self.c.registry.types.algebra(t.type)
+        op = self.c.registry.get(name) if name else None
         if op is None:
-            self.diags.error("E206", "model arithmetic needs the 'algebra' operator, which is not installed", t.span)
+            self.diags.error("E206", f"arithmetic on {_a(t.type)} needs the '{name}' operator, which is not "
+                             "installed", t.span)
             return None
         models: list[Any] = []
         index: dict[str, int] = {}
@@ -112,10 +120,10 @@ class AlgebraLowering:
         self._warn_weights(expr, t.span)
         nid = node_id or self.c.fresh_id(owner, "merge")
         self.c.add_node(
-            Node(id=nid, kind=kind if node_id else None, op="algebra", version=op.version, type="model",
+            OpNode(id=nid, kind=kind if node_id else None, op=op.name, version=op.version, type=t.type,
                  args={"models": models, "expr": expr}, span=t.span, arg_spans=spans)
         )
-        return Typed("model", {"$ref": nid}, t.span)
+        return Typed(t.type, {"$ref": nid}, t.span)
 
 
     def _warn_weights(self, expr: Any, span: Span) -> None:
@@ -127,9 +135,11 @@ class AlgebraLowering:
                 if not symbolic.is_tagged(a, "$param"):
                     continue
                 p = self.c.params.get(a["$param"])
-                if p is None or p.dist is None or "lo" not in p.dist:
+                dist = self.c.registry.distribution(p.dist) if p is not None and p.dist is not None else None
+                bounds = dist.bounds() if dist is not None else None
+                if bounds is None:
                     continue
-                lo, hi = p.dist["lo"], p.dist["hi"]
+                lo, hi = (symbolic.plain_number(b) for b in bounds)
                 if lo < -1 or hi > 2:
                     self.diags.warning(
                         "W301",

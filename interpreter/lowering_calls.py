@@ -12,12 +12,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from expc.interpreter import symbolic
-from expc.interpreter.typed import NODE_TYPES, Leaf, Typed
+from expc.interpreter.typed import Leaf, Typed
 from expc.runtime.registry import Operator, type_name
 from expc.spec import ast
 from expc.spec.diagnostics import Span, did_you_mean
-from expc.spec.ir import Node
-from expc.spec.types import accepts, describe
+from expc.spec.ir import BindNode, OpNode
+from expc.spec.printer import format_expr
+from expc.runtime.types import parse_type
+from expc.spec.types import describe
 
 
 class CallLowering:
@@ -95,6 +97,7 @@ class CallLowering:
         values: dict[str, Any] = {}
         spans: dict[str, Span] = {}
         trees: dict[str, Any] = {}
+        arg_types: dict[str, str] = {}
         ok = True
         for fname, arg in bound.items():
             f = op.field(fname)
@@ -104,6 +107,7 @@ class CallLowering:
                 continue
             typed, field_spans, tree = lowered
             values[fname] = typed.value
+            arg_types[fname] = typed.type
             spans.update(field_spans)
             if tree is not None:
                 trees[fname] = tree
@@ -112,17 +116,18 @@ class CallLowering:
         ok = self._validate(op, values, spans, e.span)
         if not ok:
             return None
+        rtype = _return_type(op, arg_types)
         if op.inline:
-            return Typed(op.returns, {"$op": op.name, **values}, e.span)
+            return Typed(rtype, {"$op": op.name, **values}, e.span)
         if op.tensorwise:
             args = {k: trees.get(k, v) for k, v in values.items()}
-            return Typed("model", None, e.span, tree={"op": "call", "name": op.name, "args": args})
+            return Typed(rtype, None, e.span, tree={"op": "call", "name": op.name, "args": args})
         nid = node_id or self.c.fresh_id(owner, op.name)
         self.c.add_node(
-            Node(id=nid, kind=kind if node_id else None, op=op.name, version=op.version, type=op.returns,
+            OpNode(id=nid, kind=kind if node_id else None, op=op.name, version=op.version, type=rtype,
                  args=values, span=e.span, arg_spans=spans)
         )
-        return Typed(op.returns, {"$ref": nid}, e.span)
+        return Typed(rtype, {"$ref": nid}, e.span)
 
     def _field_value(self, op: Operator, fname: str, f, arg, owner: str, tensorwise: bool):
         """Lower one argument and check it against its field: (typed, spans, pending tree) or None."""
@@ -133,6 +138,10 @@ class CallLowering:
             if any(i is None for i in items):
                 return None
             typed = Typed("list", [i.value for i in items], arg_span, items=items)
+        elif f is not None and f.labelled and isinstance(arg, ast.ListExpr):
+            typed = self._labelled(fname, arg, owner, spans)
+            if typed is None:
+                return None
         elif tensorwise and f is not None and f.input_types is not None and isinstance(arg, ast.ListExpr):
             items = [self._operand(a, owner, True) for a in arg.items]
             if any(i is None for i in items):
@@ -148,8 +157,9 @@ class CallLowering:
             for i, it in enumerate(typed.items):
                 spans[f"{fname}.{i}"] = it.span
         what = f"argument '{fname}' of {op.name}()"
+        types = self.c.registry.types
         if f is None:  # an extra keyword of an operator that allows them (gym(...))
-            if typed.type in NODE_TYPES:
+            if types.is_node(typed.type):
                 self.diags.error("E301", f"{what} must be a constant, got {typed.type}", span)
                 return None
             return typed, spans, None
@@ -163,14 +173,14 @@ class CallLowering:
                         return None
                     items = []
                 for it in items:
-                    if not accepts(it.type, f.input_types):
+                    if not types.accepts(it.type, f.input_types):
                         self.diags.error("E301", f"{what} expects a list of {describe(f.input_types)}, "
                                          f"but an item is {it.type}", it.span)
                         return None
-            elif not accepts(typed.type, f.input_types):
+            elif not types.accepts(typed.type, f.input_types):
                 self.diags.error("E301", f"{what} expects {describe(f.input_types)}, got {typed.type}", span)
                 return None
-        elif typed.type in NODE_TYPES and not f.deferred:
+        elif types.is_node(typed.type) and not f.deferred:
             self.diags.error("E301", f"{what} expects {type_name(f.annotation)}, got {typed.type}", span)
             return None
         if f.path_kind is not None and not (typed.const and typed.value in f.path_keywords):
@@ -183,13 +193,36 @@ class CallLowering:
             tree = [self._tree_of(i) for i in typed.items] if f.is_list and typed.items is not None else self._tree_of(typed)
         return typed, spans, tree
 
+    def _labelled(self, fname: str, arg: ast.ListExpr, owner: str, spans: dict[str, Span]) -> Typed | None:
+        """A list written for a Labelled field: the record {item's canonical text: item's value}, with
+        the span of each item at `fname.label` so an error about a row points at its item."""
+        out: dict[str, Any] = {}
+        seen: dict[str, Span] = {}
+        ok = True
+        for item in arg.items:
+            label = format_expr(item)
+            if label in seen:
+                self.diags.error("E204", f"'{label}' appears twice in the list of '{fname}' (its items name "
+                                 "the rows)", item.span, notes=[("first here", seen[label])],
+                                 hint=f"write a record to name the rows yourself: {fname} = {{name: value, ...}}")
+                ok = False
+                continue
+            seen[label] = item.span
+            v = self.expr(item, owner)
+            if v is None:
+                ok = False
+                continue
+            out[label] = v.value
+            spans[f"{fname}.{label}"] = item.span
+        return Typed("record", out, arg.span) if ok else None
+
     def _operand(self, a: ast.Expr, owner: str, keep_tree: bool) -> Typed | None:
         return self._lower(a, owner) if keep_tree else self.expr(a, owner)
 
     def _tree_of(self, t: Typed) -> Any:
         if t.tree is not None:
             return t.tree
-        if t.type == "model":
+        if self.c.registry.types.algebra(t.type) is not None:
             return Leaf(t)
         return t.value
 
@@ -243,18 +276,24 @@ class CallLowering:
             if not symbolic.is_tagged(v, "$param"):
                 continue
             p = self.c.params.get(v["$param"])
-            if p is None or p.dist is None or "lo" not in p.dist or "hi" not in p.dist:
+            dist = self.c.registry.distribution(p.dist) if p is not None and p.dist is not None else None
+            if dist is None:
                 continue
-            for end in ("lo", "hi"):
+            bounds = dist.bounds()
+            if bounds:
+                lo, hi = (symbolic.plain_number(b) for b in bounds)
+                what = f"the search range of '{p.name}' [{lo}, {hi}] includes"
+            else:
+                what = f"the options of '{p.name}' include"
+            for end in dist.ends():
                 try:
-                    op.params.model_validate({**sample, k: p.dist[end]})
+                    op.params.model_validate({**sample, k: end})
                 except ValidationError as err:
                     bad = [x for x in err.errors() if x.get("loc") and str(x["loc"][0]) == k]
                     if bad:
                         self.diags.error(
                             "E401",
-                            f"the search range of '{p.name}' [{p.dist['lo']}, {p.dist['hi']}] includes invalid "
-                            f"values for '{k}' of {op.name}(): {bad[0]['msg']}",
+                            f"{what} invalid values for '{k}' of {op.name}(): {bad[0]['msg']}",
                             spans.get(k, call_span),
                             notes=[(f"'{p.name}' is declared here", p.span)],
                         )
@@ -286,7 +325,7 @@ class CallLowering:
             if v is None:
                 ok = False
                 continue
-            if v.type in NODE_TYPES:
+            if self.c.registry.types.is_node(v.type):
                 self.diags.error("E301", f"param '{kw.name}' cannot be bound to a {v.type}", kw.value.span)
                 ok = False
                 continue
@@ -312,10 +351,25 @@ class CallLowering:
             return None
         nid = node_id or self.c.fresh_id(owner, name)
         self.c.add_node(
-            Node(id=nid, kind=kind if node_id else None, op="bind", type=target.type,
+            BindNode(id=nid, kind=kind if node_id else None, type=target.type,
                  args={"target": name, "bindings": bindings, "from": frm}, span=e.span, arg_spans=spans)
         )
         return Typed(target.type, {"$ref": nid}, e.span)
+
+
+def _return_type(op: Operator, arg_types: dict[str, str]) -> str:
+    """The operator's declared return type with `{field}` replaced by the type of that argument
+    (take(x) returns the type of x; split(x) returns split[type of x])."""
+    if "{" not in op.returns:
+        return op.returns
+
+    def fill(expr: str) -> str:
+        name, args = parse_type(expr)
+        if name.startswith("{"):
+            return arg_types.get(name.strip("{}"), "any")
+        return f"{name}[{', '.join(fill(a) for a in args)}]" if args else name
+
+    return fill(op.returns)
 
 
 def _placeholders(v: Any) -> Any:

@@ -22,7 +22,7 @@ from expc.interpreter import symbolic
 from expc.interpreter.graph import input_refs
 from expc.runtime.registry import Registry
 from expc.spec.diagnostics import Diagnostic, Span, closest_span
-from expc.spec.ir import Node, Program
+from expc.spec.ir import BindNode, Node, Program
 
 
 class PlanError(Exception):
@@ -32,12 +32,20 @@ class PlanError(Exception):
 
 
 class Pending(Exception):
-    """The key depends on a result not computed yet (node(search.best) before the search ran)."""
+    """The key depends on a result not computed yet (node(search.best) before the search ran): the
+    executor computes `waits_for` under `env`, gives its value to the planner (Planner.results) and
+    plans again. The planner never runs anything itself."""
 
-    def __init__(self, node: str, waits_for: str):
+    def __init__(self, node: str, waits_for: str, env: dict[str, Any] | None = None):
         super().__init__(f"{node} waits for {waits_for}")
         self.node = node
         self.waits_for = waits_for
+        self.env = dict(env or {})
+
+
+def result_key(node_id: str, env: dict[str, Any]) -> str:
+    """How Planner.results names the value of a node computed under param values `env`."""
+    return symbolic.canonical([node_id, env])
 
 
 @dataclass(frozen=True)
@@ -90,8 +98,8 @@ class Planner:
     registry: Registry
     env: dict[str, Any] = field(default_factory=dict)  # param name -> value (overrides, search trial)
     hasher: FileHasher = field(default_factory=FileHasher)
-    # value of a node result, for bindings taken from results (search.best); None: not available yet
-    value_of: Callable[[str, dict[str, Any]], Any] | None = None
+    # results known so far, by result_key(node, env): bindings taken from results (search.best) read them
+    results: dict[str, Any] = field(default_factory=dict)
     _memo: dict[str, PlanNode] = field(default_factory=dict)
     _visiting: set = field(default_factory=set)
 
@@ -154,7 +162,7 @@ class Planner:
         self._visiting.add(node_id)
         try:
             node = self.program.nodes[node_id]
-            pn = self._plan_bind(node) if node.op == "bind" else self._plan_op(node)
+            pn = self._plan_bind(node) if isinstance(node, BindNode) else self._plan_op(node)
         finally:
             self._visiting.discard(node_id)
         self._memo[node_id] = pn
@@ -167,9 +175,10 @@ class Planner:
             refs = list(symbolic.refs(frm))
             if refs:
                 ref = refs[0]
-                if self.value_of is None:
-                    raise Pending(node.id, ref["$ref"])
-                value = self.value_of(ref["$ref"], self.env)
+                k = result_key(ref["$ref"], self.env)
+                if k not in self.results:
+                    raise Pending(node.id, ref["$ref"], self.env)
+                value = self.results[k]
                 for m in ref.get("path", []):
                     value = value[m]
                 if not isinstance(value, dict):
@@ -183,7 +192,7 @@ class Planner:
                     bindings[k] = v
         for k, v in node.args.get("bindings", {}).items():
             bindings[k] = self.resolve(v, node.arg_spans.get(f"bindings.{k}", node.span))
-        sub = Planner(self.program, self.registry, {**self.env, **bindings}, self.hasher, self.value_of)
+        sub = Planner(self.program, self.registry, {**self.env, **bindings}, self.hasher, self.results)
         target = sub.plan(node.args["target"])
         return PlanNode(
             id=target.id, display=node.id, key=target.key, op=target.op, version=target.version,
@@ -274,16 +283,10 @@ class Planner:
         return symbolic.transform(v, fn)
 
     def _placeholder_planner(self) -> "Planner":
-        env = {name: _placeholder(p.dist) for name, p in self.program.params.items() if p.dist is not None}
+        env = {name: self.registry.distribution(p.dist).placeholder()
+               for name, p in self.program.params.items() if p.dist is not None}
         env.update(self.env)
-        return Planner(self.program, self.registry, env, self.hasher, self.value_of)
-
-
-def _placeholder(dist: dict) -> Any:
-    """A fixed valid value of a search distribution (its low end, or its first option)."""
-    if "options" in dist and dist["options"]:
-        return dist["options"][0]
-    return dist.get("lo", dist.get("default"))
+        return Planner(self.program, self.registry, env, self.hasher, self.results)
 
 
 def _refs_with_keys(value: Any, input_keys: dict[str, str]) -> Any:

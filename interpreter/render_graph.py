@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from expc.interpreter.graph import deferred_refs, input_refs
 from expc.runtime.registry import Registry
-from expc.spec.ir import Program
+from expc.spec.ir import BindNode, Program
 
 
 def edges(program: Program, registry: Registry) -> list[tuple[str, str, str]]:
@@ -13,7 +13,7 @@ def edges(program: Program, registry: Registry) -> list[tuple[str, str, str]]:
     for node in program.nodes.values():
         for _, ref in input_refs(node, registry):
             out.append((ref["$ref"], node.id, "input"))
-        if node.op == "bind":
+        if isinstance(node, BindNode):
             out.append((node.args["target"], node.id, "bind"))
         else:
             for r in deferred_refs(node, registry):

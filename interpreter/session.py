@@ -9,7 +9,6 @@ from typing import Any
 
 from expc.interpreter.compiler import compile
 from expc.interpreter.executor import Events, Executor, NodeFailed
-from expc.interpreter.overrides import apply_overrides
 from expc.interpreter.planner import Pending, explain, remembered
 from expc.interpreter.runs import Runs
 from expc.interpreter.store import Store
@@ -37,18 +36,31 @@ class Session:
     def open(cls, file: str | Path, overrides: list[str] | None = None, cache: str | Path | None = None,
              registry: Registry | None = None, sources: SourceCache | None = None,
              settings: dict | None = None) -> "Session":
-        """Compile and bind; raises CompileError (exit 1) or, for overrides, CompileError too."""
+        """Compile with the overrides applied and bind; raises CompileError (exit 1), or OverrideError
+        (a CompileError, exit 2) for problems the overrides cause."""
         registry = registry or load_registry()
         sources = sources or SourceCache()
-        compiled = compile(file, registry, sources)
-        program, env = apply_overrides(compiled.program, registry, list(overrides or []), sources)
+        compiled = compile(file, registry, sources, overrides=list(overrides or []))
+        program, env = compiled.program, compiled.env
         if settings:
             program = program.model_copy(update={"settings": program.settings.model_copy(update=settings)})
         _check_device(program)
-        store = Store(cache or DEFAULT_STORE)
+        store = Store(cache or DEFAULT_STORE, registry.types.artifact_classes())
         store.sweep_tmp()  # half-written results of runs killed more than an hour ago
         return cls(str(file), program, env, store, Runs(store.root), registry, sources, list(overrides or []),
                    compiled.warnings)
+
+    @classmethod
+    def from_program(cls, program: Program, env: dict[str, Any], cache: str | Path,
+                     registry: Registry | None = None) -> "Session":
+        """A session for a program already checked elsewhere (a worker of ctx.map gets the parent's IR
+        and its fixed params): nothing is read from the source files, so the worker runs the program
+        the parent compiled even if a file changed since."""
+        _check_device(program)
+        registry = registry or load_registry()
+        store = Store(cache, registry.types.artifact_classes())
+        return cls(program.file, program, dict(env), store, Runs(store.root), registry,
+                   SourceCache())
 
     def executor(self, run_id: int, events: Events | None = None, cancel: threading.Event | None = None) -> Executor:
         from expc.runtime.device import resolve
@@ -57,16 +69,12 @@ class Session:
             program=self.program, registry=self.registry, store=self.store, runs=self.runs, run_id=run_id,
             device=resolve(self.program.settings.device), env=dict(self.env), events=events or Events(),
             cancel=cancel or threading.Event(),
-            worker={"file": str(Path(self.file).resolve()), "overrides": self.overrides,
-                    "cache": str(self.store.root), "run_id": run_id,
-                    "settings": self.program.settings.model_dump()},
         )
 
     def dry_run(self) -> list[tuple[str, str, str, str]]:
         """(node, op, status, why) for every declared node and its inputs, in execution order."""
         ex = self.executor(run_id=0)
         planner = ex.planner()
-        planner.value_of = None  # a dry run computes nothing
         rows: list[tuple[str, str, str, str]] = []
         seen: set[str] = set()
 
@@ -104,7 +112,7 @@ class Session:
                 pn = ex.plan(nid)
                 self.runs.remember(self.program.file, nid, pn.key, remembered(pn))
                 node = self.program.nodes[nid]
-                self.runs.result(run_id, nid, pn.key, node.kind, _summary(results[nid]))
+                self.runs.result(run_id, nid, pn.key, node.kind, _summary(results[nid]), node.type)
                 self._link(run_id, nid, pn.key)
         except NodeFailed as e:
             status, failure = "failed", e.diag
@@ -113,6 +121,7 @@ class Session:
         except KeyboardInterrupt:
             status = "interrupted"
         finally:
+            ex.close()  # the workers ctx.map started
             self.runs.finish_run(run_id, status)
         return RunResult(run_id, status, results, failure, ex.trail)
 
@@ -160,11 +169,12 @@ class RunResult:
 
 
 def _summary(value: Any) -> Any:
-    """A small JSON summary of a result for the registry (artifacts by tag and path)."""
+    """A small JSON summary of a result for the registry (artifacts by tag, fields and path), enough to
+    summarize it when its stored result is gone (see expc.interpreter.results)."""
     from expc.runtime.api import Artifact
 
     if isinstance(value, Artifact):
-        return {"$artifact": value.tag, "path": str(value.path)}
+        return {**value.to_json(), "path": str(value.path)}
     if isinstance(value, dict):
         return {k: _summary(v) for k, v in list(value.items())[:50]}
     if isinstance(value, list):

@@ -30,8 +30,10 @@ class StoreError(Exception):
 
 
 class Store:
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, artifacts: dict[str, type] | None = None):
+        """`artifacts`: tag -> Artifact class, from the registry's value types (registry.types)."""
         self.root = Path(root).resolve()
+        self.artifacts = artifacts or {}
         self.objects = self.root / "objects"
         self.tmp_root = self.root / "tmp"
         self.work_root = self.root / "work"
@@ -94,7 +96,7 @@ class Store:
             data = json.loads((d / "value.json").read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
             raise StoreError(f"cannot read stored result {key[:12]}: {e}") from None
-        return decode(data["value"], d)
+        return decode(data["value"], d, self.artifacts)
 
     def sweep_tmp(self, older_than_s: float = 3600.0) -> int:
         """Remove temporary directories left by killed runs (older than an hour: a live run's are young)."""
@@ -131,12 +133,12 @@ def encode(value: Any, base: Path) -> Any:
     raise StoreError(f"cannot store a value of type {type(value).__name__}; return JSON or an Artifact")
 
 
-def decode(value: Any, base: Path) -> Any:
+def decode(value: Any, base: Path, artifacts: dict[str, type] | None = None) -> Any:
     if isinstance(value, dict):
         if "$artifact" in value:
             body = {k: v for k, v in value.items() if k != "$rel"}
-            return Artifact.from_json(body, base / value.get("$rel", "."))
-        return {k: decode(v, base) for k, v in value.items()}
+            return Artifact.from_json(body, base / value.get("$rel", "."), artifacts)
+        return {k: decode(v, base, artifacts) for k, v in value.items()}
     if isinstance(value, list):
-        return [decode(v, base) for v in value]
+        return [decode(v, base, artifacts) for v in value]
     return value

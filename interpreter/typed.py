@@ -9,8 +9,6 @@ from expc.interpreter import symbolic
 from expc.spec.diagnostics import Span
 
 NUM = {"int", "number"}
-# Types whose values are computed by nodes: never accepted where a plain constant is expected.
-NODE_TYPES = {"data", "split", "model", "env", "metric", "search", "poet", "report", "tokenizer", "agent"}
 
 
 @dataclass
@@ -24,7 +22,7 @@ class Typed:
     @property
     def const(self) -> bool:
         return not any(
-            isinstance(v, dict) and ({"$ref", "$param", "$arith", "$bind"} & v.keys())
+            isinstance(v, dict) and ({"$ref", "$param", "$arith"} & v.keys())
             for _, v in symbolic.walk(self.value)
         )
 

@@ -26,6 +26,8 @@ from typing import Annotated, Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from expc.runtime.api import Precheck
+from expc.runtime.types import TypeSystem, TypeSystemError, ValueType, parse_type
 from expc.spec.types import KINDS, TYPES
 
 
@@ -33,6 +35,53 @@ class Params(BaseModel):
     """Base of every operator's params model: unknown fields are errors, values are immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+class Distribution(Params):
+    """Base of the params model of a search distribution (`param x ~ uniform(0, 1)`): the
+    distribution declares what it draws, so the interpreter and the search never test its name."""
+
+    def value_type(self) -> str:
+        """The type of the values drawn ("number", "int", or "any")."""
+        raise NotImplementedError
+
+    def default_value(self) -> Any:
+        """The value outside a search, or None when there is none."""
+        return getattr(self, "default", None)
+
+    def contains(self, value: Any) -> str | None:
+        """None when `value` can be drawn; otherwise why not (for an override or a binding)."""
+        raise NotImplementedError
+
+    def ends(self) -> list[Any]:
+        """The extreme values: an operator argument bound to the param must accept each of them."""
+        raise NotImplementedError
+
+    def bounds(self) -> tuple[float, float] | None:
+        """[lo, hi] of a numeric distribution (None for a categorical one)."""
+        return None
+
+    def placeholder(self) -> Any:
+        """A fixed valid value (a search's cache key is computed with params at their placeholder)."""
+        return self.ends()[0]
+
+    def grid(self, points: int) -> list[Any]:
+        """The values a grid search visits; `points` for a continuous range."""
+        raise NotImplementedError
+
+    def optuna(self) -> Any:
+        """The Optuna distribution (imports optuna: only called when a search runs)."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Evaluates:
+    """Capability of an operator that evaluates the nodes of its Deferred fields under param bindings
+    (a search, an evolution, a population of POET pairs): the params it varies are those listed in
+    its field `over` when given, else every searched (`~`) param the deferred nodes depend on. The
+    checker does not demand defaults for them; the graph shows the evaluation edges."""
+
+    over: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,13 +123,19 @@ class Deferred:
     objective is evaluated once per trial with that trial's params)."""
 
 
+@dataclass(frozen=True)
+class Labelled:
+    """Marks a record field that may also be written as a list: each item becomes a field named after
+    the item's expression, printed canonically, so `table = [ppl, ppl(sweep.best)]` means
+    `table = {ppl: ppl, "ppl(sweep.best)": ppl(sweep.best)}` (rows named after what they compute)."""
+
+
 class _InputFactory:
     def __getitem__(self, types: str | tuple[str, ...]):
         if isinstance(types, str):
             types = (types,)
         for t in types:
-            if t not in TYPES:
-                raise TypeError(f"unknown type {t!r} in Input[...]")
+            parse_type(t)  # a malformed type expression fails at import; unknown names at collect()
         return Annotated[Any, In(tuple(types))]
 
 
@@ -99,6 +154,7 @@ class FieldInfo:
     path_kind: str | None  # set for FilePath / DirPath / AnyPath fields
     path_keywords: tuple[str, ...]  # strings such a field takes that are not paths
     deferred: bool  # node references inside are evaluated by the operator (see Deferred)
+    labelled: bool  # a list written here is a record keyed by its items' expressions (see Labelled)
     is_list: bool
     variadic: bool
     constraints: str  # human text: ">= 1", "in [0, 1]"
@@ -115,9 +171,15 @@ class Operator:
     doc: str
     # Per-tensor merge kernels (runtime/merge) are fused by the algebra compiler rather than run as nodes.
     tensorwise: bool = False
+    # A tensorwise operator's per-tensor function, `kernel(p, tensor) -> Tensor` (see `op`): a function,
+    # or "module:function" imported only when a merge runs (so declaring it imports no torch).
+    kernel: Callable[..., Any] | str | None = None
     # Ops whose result is a pure, cheap value (distributions, objectives, samplers) are folded by the
     # checker into their parent's params instead of becoming nodes of the plan.
     inline: bool = False
+    evaluates: Evaluates | None = None
+    # What `expc check` can tell before anything runs (see expc.runtime.api.Precheck); None: nothing.
+    precheck: Precheck | None = field(default=None, compare=False)
     module: str = ""
     fields: tuple[FieldInfo, ...] = field(default=(), compare=False)
 
@@ -126,6 +188,18 @@ class Operator:
 
     def field(self, name: str) -> FieldInfo | None:
         return next((f for f in self.fields if f.name == name), None)
+
+    def load_kernel(self) -> Callable[..., Any]:
+        """The kernel function of a tensorwise operator, its module imported now if declared by name."""
+        if not isinstance(self.kernel, str):
+            if self.kernel is None:
+                raise RegistryError(f"operator {self.name!r} declares no kernel (it is not tensorwise)")
+            return self.kernel
+        module, _, attr = self.kernel.partition(":")
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as e:
+            raise RegistryError(f"operator {self.name!r}: cannot load its kernel {self.kernel!r}: {e}") from None
 
     @property
     def summary(self) -> str:
@@ -140,17 +214,28 @@ def op(
     returns: str,
     version: int = 1,
     tensorwise: bool = False,
+    kernel: Callable[..., Any] | str | None = None,
     inline: bool = False,
+    evaluates: Evaluates | None = None,
+    precheck: Precheck | None = None,
 ) -> Callable[[Callable[..., Any]], Operator]:
     """Declare an operator. `kinds` are the declaration kinds it may appear under at top level
-    (nested calls only need a matching type); `version` enters cache keys: bump it when results change."""
-    if returns not in TYPES:
-        raise TypeError(f"operator {name!r}: unknown return type {returns!r}")
+    (nested calls only need a matching type); `version` enters cache keys: bump it when results change.
+
+    A `tensorwise` operator (a model-valued merge function) declares its `kernel`: the merge algebra
+    calls `kernel(p, tensor)` once per tensor name `tensor`, with `p` its params model whose model
+    fields hold that tensor of each argument (float32; a list for a list field), and fuses it into
+    the expression it is nested in. Give the function, or "module:function" to import it only then."""
+    parse_type(returns)  # names are checked against the declared types when the registry is built
     for k in kinds:
         if k not in KINDS:
             raise TypeError(f"operator {name!r}: unknown kind {k!r}")
     if not (isinstance(params, type) and issubclass(params, Params)):
         raise TypeError(f"operator {name!r}: params must be a subclass of expc.runtime.registry.Params")
+    if tensorwise != (kernel is not None):
+        raise TypeError(f"operator {name!r}: a kernel is declared exactly when the operator is tensorwise")
+    if isinstance(kernel, str) and not all(kernel.partition(":")[::2]):
+        raise TypeError(f"operator {name!r}: kernel {kernel!r} is not \"module:function\"")
 
     def deco(fn: Callable[..., Any]) -> Operator:
         return Operator(
@@ -162,7 +247,10 @@ def op(
             version=version,
             doc=inspect.getdoc(fn) or "",
             tensorwise=tensorwise,
+            kernel=kernel,
             inline=inline,
+            evaluates=evaluates,
+            precheck=precheck,
             module=fn.__module__,
             fields=_describe_fields(name, params),
         )
@@ -193,6 +281,9 @@ def _describe_fields(op_name: str, params: type[Params]) -> tuple[FieldInfo, ...
                         input_types = m.types
         if variadic and not is_list:
             raise TypeError(f"operator {op_name!r}: Variadic field {fname!r} must be a list")
+        labelled = any(isinstance(m, Labelled) for m in meta)
+        if labelled and not _is_record(ann):
+            raise TypeError(f"operator {op_name!r}: Labelled field {fname!r} must be a record (a dict)")
         out.append(
             FieldInfo(
                 name=fname,
@@ -204,12 +295,21 @@ def _describe_fields(op_name: str, params: type[Params]) -> tuple[FieldInfo, ...
                 path_kind=path_kind,
                 path_keywords=is_path.keywords if is_path else (),
                 deferred=any(isinstance(m, Deferred) for m in meta),
+                labelled=labelled,
                 is_list=is_list,
                 variadic=variadic,
                 constraints=_constraints(meta),
             )
         )
     return tuple(out)
+
+
+def _is_record(annotation: Any) -> bool:
+    """dict, dict[...] or an optional one."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union or origin is types.UnionType:
+        return any(_is_record(a) for a in typing.get_args(annotation) if a is not type(None))
+    return annotation is dict or origin is dict
 
 
 def _constraints(meta: list[Any]) -> str:
@@ -251,6 +351,7 @@ class RegistryError(Exception):
 @dataclass(frozen=True)
 class Registry:
     ops: dict[str, Operator]
+    types: TypeSystem = field(default_factory=lambda: TypeSystem({}))
 
     def get(self, name: str) -> Operator | None:
         return self.ops.get(name)
@@ -261,10 +362,64 @@ class Registry:
     def __contains__(self, name: str) -> bool:
         return name in self.ops
 
+    def built(self, params: Params, ctx: Any) -> Params:
+        """`params` with every inline configuration value ({"$op": name, ...}) in its fields replaced
+        by what that inline operator builds (its function's result, or its validated params model
+        when the function returns None), innermost first. Validation sees the JSON form (so check
+        time, plan time and run time validate the same thing); operators get the built objects.
+        Deferred fields keep their symbolic form: the operator evaluates them itself."""
+        updates = {}
+        for name, value in _fields_of(params):
+            f = type(params).model_fields.get(name)
+            if f is not None and any(isinstance(m, Deferred) for m in f.metadata):
+                continue
+            if _has_inline(value):
+                updates[name] = self._build_value(value, ctx)
+        return params.model_copy(update=updates) if updates else params
+
+    def _build_value(self, value: Any, ctx: Any) -> Any:
+        if isinstance(value, dict):
+            op = self.ops.get(value.get("$op", "")) if "$op" in value else None
+            if op is not None and op.inline:
+                p = op.params.model_validate({k: v for k, v in value.items() if k != "$op"})
+                p = self.built(p, ctx)
+                out = op.fn(p, ctx)
+                return p if out is None else out
+            return {k: self._build_value(v, ctx) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._build_value(v, ctx) for v in value]
+        return value
+
+    def distribution(self, spec: dict) -> Distribution | None:
+        """The validated distribution of a `param NAME ~ DIST` ({"$op": name, ...fields}), or None when
+        the operator is not a distribution or its fields are not constants."""
+        op = self.ops.get(spec.get("$op", "")) if isinstance(spec, dict) else None
+        if op is None or not issubclass(op.params, Distribution):
+            return None
+        try:
+            return op.params.model_validate({k: v for k, v in spec.items() if k != "$op"})
+        except Exception:  # symbolic fields (a param as a bound): the checker reports those
+            return None
+
+
+def _fields_of(p: BaseModel):
+    yield from ((name, getattr(p, name)) for name in type(p).model_fields)
+    yield from (p.model_extra or {}).items()
+
+
+def _has_inline(value: Any) -> bool:
+    if isinstance(value, dict):
+        return "$op" in value or any(_has_inline(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_inline(v) for v in value)
+    return False
+
 
 def collect(modules) -> Registry:
-    """Build a registry from module objects; a duplicate name is an error naming both places."""
+    """Build a registry from module objects: the operators and value types they define. A duplicate
+    name is an error naming both places, and so is a type an operator names that nobody declares."""
     ops: dict[str, Operator] = {}
+    declared: dict[str, ValueType] = {}
     for mod in modules:
         for value in vars(mod).values():
             if isinstance(value, Operator) and value.module == mod.__name__:
@@ -274,14 +429,51 @@ def collect(modules) -> Registry:
                         f"operator {value.name!r} is declared twice: in {other.module} and in {value.module}"
                     )
                 ops[value.name] = value
-    return Registry(ops)
+            elif isinstance(value, ValueType) and value.module == mod.__name__:
+                if value.name in declared or value.name in TYPES:
+                    where = declared[value.name].module if value.name in declared else "expc.spec.types"
+                    raise RegistryError(
+                        f"value type {value.name!r} is declared twice: in {where} and in {value.module}"
+                    )
+                declared[value.name] = value
+    try:
+        types = TypeSystem(declared)
+    except TypeSystemError as e:
+        raise RegistryError(str(e)) from None
+    for o in ops.values():
+        _check_types(o, types)
+    return Registry(ops, types)
+
+
+def _check_types(o: Operator, types: TypeSystem) -> None:
+    fields = {f.name for f in o.fields}
+
+    def check(expr: str, what: str) -> None:
+        name, args = parse_type(expr)
+        if name.startswith("{"):
+            if name.strip("{}") not in fields:
+                raise RegistryError(f"operator {o.name!r}: {what} names no argument: {expr!r}")
+        elif not types.known(name):
+            raise RegistryError(f"operator {o.name!r} ({o.module}): {what} is an unknown type {name!r}")
+        for a in args:
+            check(a, what)
+
+    check(o.returns, "its return type")
+    for f in o.fields:
+        for t in f.input_types or ():
+            check(t, f"argument {f.name!r}")
+
+
+def builtin_modules() -> list[types.ModuleType]:
+    """The modules of expc.runtime.ops, in name order (deterministic)."""
+    import expc.runtime.ops as pkg
+
+    names = sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_"))
+    return [importlib.import_module(f"{pkg.__name__}.{n}") for n in names]
 
 
 @lru_cache(maxsize=1)
 def load_registry() -> Registry:
-    """Every operator in expc.runtime.ops, in module order (deterministic)."""
-    import expc.runtime.ops as pkg
-
-    names = sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_"))
-    modules = [importlib.import_module(f"{pkg.__name__}.{n}") for n in names]
-    return collect(modules)
+    """Every operator and value type in expc.runtime.ops. A plugin's registry is
+    `collect([*builtin_modules(), plugin_module])`: nothing is registered by importing anything."""
+    return collect(builtin_modules())

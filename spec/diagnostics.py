@@ -58,6 +58,17 @@ class Diagnostic:
             "notes": [{"message": m, "span": sp(s)} for m, s in self.notes],
         }
 
+    @staticmethod
+    def from_json(data: dict) -> "Diagnostic":
+        """The inverse of to_json (a diagnostic that crossed a process boundary)."""
+
+        def sp(s: dict | None) -> Span | None:
+            return None if s is None else Span(s["file"], s["line"], s["col"], s["end_line"], s["end_col"])
+
+        return Diagnostic(data.get("code", "E600"), data.get("message", ""), sp(data.get("span")),
+                          data.get("severity", "error"), data.get("hint"),
+                          tuple((n["message"], sp(n.get("span"))) for n in data.get("notes", [])))
+
 
 class CompileError(Exception):
     """Raised with every diagnostic a pass collected; the CLI renders them, never a traceback."""

@@ -5,8 +5,6 @@ Values inside node arguments are JSON with a few tagged forms, resolved by the p
     {"$param": NAME}                        the value of a param (default, override or search trial)
     {"$arith": "+"|"-"|"*"|"/"|"neg", "args": [a, b]}   scalar arithmetic over params
     {"$file": ABSPATH, "kind": "file"|"dir"|"any"}     a path; its content enters the node's key
-    {"$bind": ID, "bindings": {NAME: value}, "from": value|None}
-                                            node ID re-instantiated with params bound
     {"$op": NAME, ...fields}                the value of an inline operator (distribution, config)
 Everything else is plain JSON. Spans are kept beside the values (arg_spans), never inside them, so
 formatting never changes a value and so never a cache key.
@@ -14,7 +12,7 @@ formatting never changes a value and so never a cache key.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -46,25 +44,47 @@ class ParamDecl(BaseModel):
     span: Span
 
     @property
-    def searched(self) -> bool:
-        return self.dist is not None
-
-    @property
     def has_default(self) -> bool:
         return self.dist is None or self.dist.get("default") is not None
 
 
-class Node(BaseModel):
+class OpNode(BaseModel):
+    """A call of an operator (a declaration, or an anonymous call inside an expression)."""
+
     model_config = ConfigDict(frozen=True)
 
+    node: Literal["op"] = "op"
     id: str  # a declared name, or "decl.op" / "decl.op#2" for anonymous nodes inside an expression
     kind: str | None  # declaration kind; None for anonymous nodes
-    op: str  # operator name, or "bind" (re-instantiation of another node with params bound)
+    op: str  # operator name
     version: int = 1
-    type: str
+    type: str  # a type expression: "model", "split[data]"
     args: dict[str, Any]
     span: Span
     arg_spans: dict[str, Span] = Field(default_factory=dict)  # dotted path into args -> source span
+
+
+class BindNode(BaseModel):
+    """`NAME(param = value, ...)` or `NAME(search.best)`: node `target` re-instantiated with params bound.
+    args: {"target": NAME, "bindings": {param: value}, "from": a record of params (or None)}."""
+
+    model_config = ConfigDict(frozen=True)
+
+    node: Literal["bind"] = "bind"
+    id: str
+    kind: str | None
+    type: str
+    args: dict[str, Any]
+    span: Span
+    arg_spans: dict[str, Span] = Field(default_factory=dict)
+
+    @property
+    def op(self) -> str:
+        """What people see in place of an operator name (dry-run rows, the graph)."""
+        return "bind"
+
+
+Node = Annotated[Union[OpNode, BindNode], Field(discriminator="node")]
 
 
 class Program(BaseModel):
@@ -78,5 +98,3 @@ class Program(BaseModel):
     nodes: dict[str, Node]
     decls: list[str]  # declared node ids, in source order: what `expc run` computes
 
-    def node(self, id: str) -> Node:
-        return self.nodes[id]

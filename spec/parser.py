@@ -27,7 +27,7 @@ from expc.spec.lexer import (
     tok_span,
     tokens,
 )
-from expc.spec.tables import load_parser
+from expc.spec.tables import grammar_text, load_parser
 from expc.spec.diagnostics import CompileError, Diagnostic, Span, did_you_mean
 from expc.spec.types import STATEMENT_KEYWORDS
 
@@ -55,13 +55,6 @@ _TERMINAL_NAMES = {
 }
 
 
-@lru_cache(maxsize=None)
-def _grammar() -> str:
-    from importlib.resources import files
-
-    return (files("expc.spec") / "grammar.lark").read_text(encoding="utf-8")
-
-
 class _LarkParser:
     """One LALR parser per process (its tables come from grammar_tables.json); the bracket tracker's
     file name is reset for each parse. Not thread-safe, like the CLI."""
@@ -69,7 +62,7 @@ class _LarkParser:
     def __init__(self) -> None:
         self.postlex = BracketTracker("<input>")
         self.transformer = _ToAst("<input>")
-        self.lark = load_parser(_grammar(), transformer=self.transformer)
+        self.lark = load_parser(grammar_text(), transformer=self.transformer)
 
     def parse(self, text: str, file: str, comments: list[Token]):
         """Tokens from the hand-written lexer (faster than Lark's contextual one) go through

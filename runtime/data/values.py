@@ -1,4 +1,5 @@
-"""The dataset value. Imported by the store to decode values, so it stays cheap: pydantic only."""
+"""The dataset value: an Artifact (declared as the `data` value type in runtime/ops/data.py, which is how
+the store decodes it). Cheap to import: pydantic only."""
 
 from __future__ import annotations
 

@@ -14,6 +14,32 @@ from pydantic import Field, field_validator
 from expc.runtime.api import OpError
 from expc.runtime.data.values import TextData
 from expc.runtime.registry import FilePath, Input, Params, Variadic, op
+from expc.runtime.types import value_type
+
+def _size(n_bytes: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:.3g} {unit}"
+    return f"{n_bytes} bytes"
+
+
+def _data_summary(v) -> str | None:
+    """`n=3,000 examples, 41.2 kB` (where it came from is in `source`, often too long for a line)."""
+    if not isinstance(getattr(v, "n", None), int):
+        return None
+    return f"n={v.n:,} examples, {_size(getattr(v, 'n_bytes', 0))}"
+
+
+def _split_summary(v) -> str | None:
+    """`train n=2,700, test n=300 examples`."""
+    if not isinstance(v, dict) or not all(isinstance(getattr(x, "n", None), int) for x in v.values()):
+        return None
+    return ", ".join(f"{k} n={x.n:,}" for k, x in v.items()) + " examples"
+
+
+DATA = value_type("data", "a dataset of examples", kinds={"data"}, artifact=TextData, summary=_data_summary)
+SPLIT = value_type("split", "a train/test split of a dataset (members .train, .test, of the split's type)",
+                   params=("T",), members={"train": "T", "test": "T"}, kinds={"data"}, summary=_split_summary)
 
 
 def _name(path: str) -> str:
@@ -123,7 +149,7 @@ class SplitParams(Params):
         return v
 
 
-@op("split", params=SplitParams, kinds={"data"}, returns="split", version=1)
+@op("split", params=SplitParams, kinds={"data"}, returns="split[{data}]", version=1)
 def split(p: SplitParams, ctx) -> dict:
     """A seeded random train/test split; members `.train` and `.test` (both keep the original order)."""
     from expc.runtime.data.sources import split as split_examples
@@ -141,7 +167,7 @@ class TakeParams(Params):
     n: int = Field(ge=1, description="number of examples to keep")
 
 
-@op("take", params=TakeParams, kinds={"data"}, returns="data", version=1)
+@op("take", params=TakeParams, kinds={"data"}, returns="{data}", version=1)
 def take(p: TakeParams, ctx) -> TextData:
     """The first n examples of a dataset (all of them, with a warning, if it has fewer)."""
     examples = p.data.examples()

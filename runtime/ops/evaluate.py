@@ -9,6 +9,26 @@ from __future__ import annotations
 from pydantic import Field
 
 from expc.runtime.registry import Input, Params, op
+from expc.runtime.types import value_type
+
+def _metric_summary(v) -> str | None:
+    """`259.12  (nats_per_token=5.557, bits_per_byte=8.017, tokens=1,410)`: the value, then up to four
+    scalar details (a detail equal to the value, as `perplexity` is in a perplexity, is left out)."""
+    def number(x) -> bool:
+        return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+    def show(x) -> str:
+        return f"{x:.6g}" if isinstance(x, float) else f"{x:,}" if isinstance(x, int) and abs(x) >= 10_000 else str(x)
+
+    if not isinstance(v, dict) or not number(v.get("value")):
+        return None
+    details = [(k, x) for k, x in v.items()
+               if k != "value" and (number(x) and x != v["value"] or isinstance(x, str) and len(x) <= 24)][:4]
+    return show(v["value"]) + ("  (" + ", ".join(f"{k}={show(x)}" for k, x in details) + ")" if details else "")
+
+
+METRIC = value_type("metric", "an evaluation result (member .value)", members={"value": "number"}, kinds={"eval"},
+                    summary=_metric_summary)
 
 
 class EvalParams(Params):
@@ -29,7 +49,7 @@ def _evaluate(p: EvalParams, ctx) -> dict:
     check_stream(stream, 1, f"the evaluation data ({p.data.source})")
     if int(stream.max()) >= lm.config.vocab_size:
         raise OpError(f"the data has token id {int(stream.max())} beyond the model's vocabulary", field="data")
-    nats, n = stream_loss(lm, stream, context, p.batch, ctx.device, getattr(ctx, "dtype", "float32"))
+    nats, n = stream_loss(lm, stream, context, p.batch, ctx.device, ctx.dtype)
     n_bytes = n if tok.kind == "bytes" else p.data.n_bytes + p.data.n
     return metrics(nats, n, n_bytes)
 

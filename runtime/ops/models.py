@@ -8,6 +8,21 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from expc.runtime.registry import IsPath, Params, op
 from expc.runtime.values import ModelDir
+from expc.runtime.types import value_type
+
+def _model_summary(v) -> str | None:
+    """`GPT2LMHeadModel, 7,664 parameters, float32` (large counts as 124M, 1.5B)."""
+    n = getattr(v, "n_params", None)
+    if not isinstance(n, int):
+        return None
+    count = next((f"{n / s:.3g}{u}" for u, s in (("B", 1e9), ("M", 1e6)) if n >= s), f"{n:,}")
+    parts = [getattr(v, "architecture", "") or "model", f"{count} parameters", getattr(v, "dtype", "")]
+    return ", ".join(p for p in parts if p)
+
+
+MODEL = value_type("model", "a model (weights and config)", kinds={"model", "train", "merge"}, artifact=ModelDir,
+                   algebra="algebra", summary=_model_summary)
+TOKENIZER = value_type("tokenizer", "a tokenizer")
 
 
 class Gpt2Params(Params):

@@ -7,9 +7,12 @@
     }
 
 `table` is a record of rows; a row is one value (a metric shows its `member`, default "value") or a
-record of columns. Plots and costs read the run registry (loss curves, node times), so their fields
-are Deferred: the report receives node names and looks the nodes up itself. `expc run` / `expc show`
-print the table and the lines; the plots are PNG files in the report's result directory.
+record of columns. A list `table = [ppl_base, ppl_dem(sweep.best)]` is a record whose rows are named
+after the expressions (the field is Labelled).
+
+Plots and costs read the run registry (loss curves, node times), so their fields are Deferred: the
+report receives node names and looks the nodes up itself. `expc run` / `expc show` print the table
+and the lines; the plots are PNG files in the report's result directory.
 """
 
 from __future__ import annotations
@@ -18,7 +21,29 @@ from typing import Annotated, Any
 
 from pydantic import Field, field_validator
 
-from expc.runtime.registry import Deferred, Input, Params, Variadic, op
+from expc.runtime.registry import Deferred, Input, Labelled, Params, Variadic, op
+from expc.runtime.types import value_type
+
+def _report_summary(v) -> str | None:
+    """`table of 4 rows (base, data mixing, ...) x 4 columns, 1 cost line, 3 plots`."""
+    if not isinstance(v, dict):
+        return None
+    parts = []
+    table = v.get("table")
+    if isinstance(table, dict) and table.get("headers"):
+        rows = table.get("rows") or []
+        names = [str(r[0]) for r in rows[:3] if r] + (["..."] if len(rows) > 3 else [])
+        cols = len(table["headers"]) - 1
+        parts.append(f"table of {len(rows)} row{'s' * (len(rows) != 1)} ({', '.join(names)})"
+                     f" x {cols} column{'s' * (cols != 1)}")
+    for what, items in (("cost line", v.get("lines")), ("plot", v.get("plots"))):
+        if items:
+            parts.append(f"{len(items)} {what}{'s' * (len(items) != 1)}")
+    return ", ".join(parts) or "empty"
+
+
+REPORT = value_type("report", "a report (tables and plots)", kinds={"report"}, summary=_report_summary)
+PLOT = value_type("plot", "a report plot or measured comparison (history, response, curves, cost)", node=False)
 
 # ------------------------------------------------------------------------------------ plots and costs
 
@@ -67,7 +92,10 @@ _PLOTS = ("history", "response", "curves")
 
 
 class ReportParams(Params):
-    table: dict[str, Any] | None = Field(None, description="rows: {name: value} or {name: {column: value}}")
+    table: Annotated[dict[str, Any] | None, Labelled()] = Field(
+        None, description="rows: {name: value} or {name: {column: value}}, or a list [a, b, f(x)] of values "
+        "whose rows are named after their expressions"
+    )
     columns: list[str] | None = Field(None, description="the columns to show, in order (default: all)")
     member: str = Field("value", description="the member of a metric shown in a cell (e.g. nats_per_byte)")
     digits: int = Field(4, ge=1, le=12, description="significant digits of numbers")

@@ -53,7 +53,7 @@ def finetune(p: FinetuneParams, ctx) -> ModelDir:
         clip=p.clip,
         seed=p.seed,
         checkpoint_every=p.checkpoint_every,
-        dtype=getattr(ctx, "dtype", "float32"),
+        dtype=ctx.dtype,
     )
     train(lm, stream, cfg, ctx, ctx.device, ctx.work_dir)
     return save_model(lm, ctx.out_dir, tok)

@@ -1,0 +1,223 @@
+"""Value types, declared like operators, next to the operators that produce them. No torch here.
+
+    SPLIT = value_type("split", "a train/test split", params=("T",),
+                       members={"train": "T", "test": "T"}, kinds={"data"})
+
+A type expression is a string: a name, optionally with type arguments (`split[data]`). A declared
+type says:
+- `parent`: subtyping (a `classifier` is a `model`: it is accepted wherever a model is);
+- `params` and `members`: members may name the type's parameters (`split[T]` has `.train: T`);
+- `node`: True for results computed by nodes (data, models, metrics, ...), False for inline
+  configuration values (`es(...)`, `tpe(...)`), which may stand where a constant is expected;
+- `kinds`: the declaration kinds whose statements may hold it (`data NAME = ...`);
+- `artifact`: the Artifact class that stores and loads it (the store decodes by its tag);
+- `summary`: how `expc run` / `expc show` print a result in one short line;
+- `algebra`: the operator that materializes arithmetic over values of the type (models: `algebra`).
+
+spec/types.py keeps only the built-in scalar types (number, int, string, bool, list, record, any) and
+the statement kinds; `TypeSystem` answers every question about both.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from expc.spec.types import BUILTIN_SUBTYPES, KINDS, TYPES
+
+
+@dataclass(frozen=True)
+class ValueType:
+    name: str
+    doc: str
+    parent: str | None = None
+    params: tuple[str, ...] = ()
+    members: dict[str, str] = field(default_factory=dict, compare=False)
+    open_members: bool = False  # any member may be read (typed `any`), like a record
+    node: bool = True
+    kinds: frozenset[str] = frozenset()
+    artifact: type | None = None
+    summary: Callable[[Any], str] | None = field(default=None, compare=False)
+    algebra: str | None = None
+    module: str = ""
+
+
+def value_type(name: str, doc: str, *, parent: str | None = None, params: tuple[str, ...] = (),
+               members: dict[str, str] | None = None, open_members: bool = False, node: bool = True,
+               kinds: set[str] | frozenset[str] | tuple[str, ...] = (), artifact: type | None = None,
+               summary: Callable[[Any], str] | None = None, algebra: str | None = None) -> ValueType:
+    """Declare a value type; assign it to a module-level name so the registry collects it."""
+    import inspect
+
+    for k in kinds:
+        if k not in KINDS:
+            raise TypeError(f"value type {name!r}: unknown declaration kind {k!r}")
+    frame = inspect.currentframe()
+    module = frame.f_back.f_globals.get("__name__", "") if frame and frame.f_back else ""
+    return ValueType(name=name, doc=doc, parent=parent, params=tuple(params), members=dict(members or {}),
+                     open_members=open_members, node=node, kinds=frozenset(kinds), artifact=artifact,
+                     summary=summary, algebra=algebra, module=module)
+
+
+# `{field}` stands for the type of an operator's argument: take(data) returns "{data}".
+_TYPE_RE = re.compile(r"\s*(\{?[A-Za-z_][A-Za-z0-9_]*\}?)\s*(?:\[(.*)\])?\s*$")
+
+
+def parse_type(expr: str) -> tuple[str, tuple[str, ...]]:
+    """`split[data]` -> ("split", ("data",)); nested brackets are kept whole in an argument."""
+    m = _TYPE_RE.match(expr)
+    if m is None:
+        raise ValueError(f"not a type expression: {expr!r}")
+    name, inner = m.group(1), m.group(2)
+    if not inner:
+        return name, ()
+    args, depth, cur = [], 0, ""
+    for ch in inner:
+        if ch == "," and depth == 0:
+            args.append(cur.strip())
+            cur = ""
+            continue
+        depth += ch == "["
+        depth -= ch == "]"
+        cur += ch
+    args.append(cur.strip())
+    return name, tuple(args)
+
+
+def format_type(name: str, args: tuple[str, ...] = ()) -> str:
+    return f"{name}[{', '.join(args)}]" if args else name
+
+
+def substitute(expr: str, bindings: dict[str, str]) -> str:
+    """Replace type variables (and `{field}` placeholders) in a type expression."""
+    name, args = parse_type(expr)
+    if not args:
+        return bindings.get(name, name)
+    return format_type(name, tuple(substitute(a, bindings) for a in args))
+
+
+class TypeSystemError(Exception):
+    pass
+
+
+class TypeSystem:
+    """The built-in scalar types and the declared value types: subtyping, members, kinds."""
+
+    def __init__(self, declared: dict[str, ValueType]):
+        self.declared = declared
+        for t in declared.values():
+            for ref in ([t.parent] if t.parent else []) + [m for m in t.members.values()]:
+                base = parse_type(ref)[0]
+                if base not in t.params and not self.known(base):
+                    raise TypeSystemError(f"value type {t.name!r} ({t.module}) refers to unknown type {base!r}")
+
+    # -- what exists -------------------------------------------------------------------------------
+
+    def known(self, name: str) -> bool:
+        return name in TYPES or name in self.declared
+
+    def names(self) -> list[str]:
+        return sorted(set(TYPES) | set(self.declared))
+
+    def get(self, name: str) -> ValueType | None:
+        return self.declared.get(parse_type(name)[0])
+
+    def doc(self, name: str) -> str:
+        base = parse_type(name)[0]
+        return TYPES.get(base) or (self.declared[base].doc if base in self.declared else "")
+
+    def ancestors(self, name: str) -> list[str]:
+        """The type and its parents, nearest first (type arguments dropped)."""
+        out, base = [], parse_type(name)[0]
+        while base and base not in out:
+            out.append(base)
+            t = self.declared.get(base)
+            base = t.parent if t else None
+        return out
+
+    # -- questions the checker asks ----------------------------------------------------------------
+
+    def is_subtype(self, actual: str, expected: str) -> bool:
+        if expected == "any" or actual == "any" or actual == expected:
+            return True
+        a_name, a_args = parse_type(actual)
+        e_name, e_args = parse_type(expected)
+        if a_name in BUILTIN_SUBTYPES:
+            return e_name in BUILTIN_SUBTYPES[a_name] and not e_args
+        if e_name not in self.ancestors(a_name):
+            return False
+        if not e_args:
+            return True
+        if a_name != e_name or len(a_args) != len(e_args):
+            return False
+        return all(self.is_subtype(x, y) for x, y in zip(a_args, e_args))
+
+    def accepts(self, actual: str, expected) -> bool:
+        return any(self.is_subtype(actual, e) for e in expected)
+
+    def is_node(self, name: str) -> bool:
+        """Values computed by nodes: never accepted where a constant is expected."""
+        for base in self.ancestors(name):
+            t = self.declared.get(base)
+            if t is not None:
+                return t.node
+        return False
+
+    def members(self, name: str) -> dict[str, str] | None:
+        """Member -> type of a value of this type (type arguments substituted); None: no members;
+        an open type (record-like) answers {} and reads every member as `any`."""
+        base, args = parse_type(name)
+        for anc in self.ancestors(base):
+            t = self.declared.get(anc)
+            if t is None:
+                continue
+            if t.members or t.open_members:
+                bind = dict(zip(t.params, args)) if anc == base else {}
+                bind.update({p: "any" for p in t.params if p not in bind})
+                return {m: substitute(mt, bind) for m, mt in t.members.items()}
+        return None
+
+    def is_open(self, name: str) -> bool:
+        if parse_type(name)[0] in ("record", "any"):
+            return True
+        return any((t := self.declared.get(a)) is not None and t.open_members for a in self.ancestors(name))
+
+    def kind_accepts(self, kind: str, name: str) -> bool:
+        scalars = KINDS[kind][0]
+        if any(self.is_subtype(name, s) for s in scalars):
+            return True
+        return any(kind in t.kinds for a in self.ancestors(name) if (t := self.declared.get(a)) is not None)
+
+    def kind_types(self, kind: str) -> list[str]:
+        return sorted(set(KINDS[kind][0]) | {t.name for t in self.declared.values() if kind in t.kinds})
+
+    def algebra(self, name: str) -> str | None:
+        """The operator that materializes arithmetic on values of this type (inherited)."""
+        t = self.algebra_type(name)
+        return self.declared[t].algebra if t else None
+
+    def algebra_type(self, name: str) -> str | None:
+        """The nearest ancestor that declares an algebra: the type of an arithmetic expression over it."""
+        for a in self.ancestors(name):
+            t = self.declared.get(a)
+            if t is not None and t.algebra:
+                return a
+        return None
+
+    def summary(self, name: str, value: Any) -> str | None:
+        for a in self.ancestors(name):
+            t = self.declared.get(a)
+            if t is not None and t.summary is not None:
+                return t.summary(value)
+        return None
+
+    def artifact_classes(self) -> dict[str, type]:
+        out: dict[str, type] = {}
+        for t in self.declared.values():
+            if t.artifact is not None:
+                tag = getattr(t.artifact, "tag", "")
+                if tag in out and out[tag] is not t.artifact:
+                    raise TypeSystemError(f"artifact tag {tag!r} is declared by two value types")
+                out[tag] = t.artifact
+        return out
