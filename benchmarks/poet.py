@@ -22,9 +22,10 @@ def build(pairs: int, population: int, env_id: str):
     from expc.runtime.ops import envs as E
     from expc.runtime.ops import poet as P
     from expc.runtime.poet.driver import agent_json, settings_from
+    from expc.runtime.registry import load_registry
 
-    def inl(op, **kw):
-        return op.fn(op.params(**kw))
+    def inl(op, **kw):  # as the compiler writes an inline value
+        return {"$op": op.name, **kw}
 
     if env_id == "Pendulum-v1":
         env = inl(E.gym, id="Pendulum-v1", g=inl(E.mutable, start=10, step=1, min=5, max=20),
@@ -38,16 +39,16 @@ def build(pairs: int, population: int, env_id: str):
         env=env, agent=inl(P.mlp, hidden=hidden), es=inl(P.es, population=population, eval_episodes=3),
         iterations=10**6, mutate=inl(P.every, n=10**6), transfer=inl(P.every, n=10**6),
     )
-    s = settings_from(p, seed=0)
+    s = settings_from(load_registry().built(p, None), seed=0)  # the executor builds the inline values
     agent = agent_json(s)
     return s, agent, pairs
 
 
 def timed(s, agent, pairs: int, iterations: int, workers: int, backend: str) -> tuple[float, float, list]:
     from expc.runtime.poet.loop import EnvRecord, Poet
-    from expc.runtime.poet.workers import Executor
+    from expc.runtime.poet.workers import RolloutPool
 
-    ex = Executor(workers, backend)
+    ex = RolloutPool(workers, backend)
     try:
         poet = Poet(s, agent, ex)
         st = poet.new_state()
@@ -75,11 +76,12 @@ def ablation_run(job: tuple[str, int, bool, int]) -> dict:
     from expc.runtime.ops import envs as E
     from expc.runtime.ops import poet as P
     from expc.runtime.poet.context import LocalContext
+    from expc.runtime.registry import load_registry
 
     env_name, seed, transfers, iterations = job
 
-    def inl(op, **kw):
-        return op.fn(op.params(**kw))
+    def inl(op, **kw):  # as the compiler writes an inline value
+        return {"$op": op.name, **kw}
 
     period = 5 if env_name == "pendulum" else 3
     transfer = inl(P.every, n=period if transfers else 10**7, fine_tune=True)
@@ -102,7 +104,7 @@ def ablation_run(job: tuple[str, int, bool, int]) -> dict:
         )
     d = Path(tempfile.mkdtemp(prefix="poet-ablation-"))
     t = time.perf_counter()
-    r = P.poet.fn(p, LocalContext(out_dir=d / "out", work_dir=d / "work", seed=seed))
+    r = P.poet.fn(load_registry().built(p, None), LocalContext(out_dir=d / "out", work_dir=d / "work", seed=seed))
     return {"env": env_name, "seed": seed, "transfers_on": transfers, "annecs": r.annecs, "transfers": r.transfers,
             "envs": len(r.archive), "seconds": time.perf_counter() - t}
 

@@ -16,12 +16,15 @@ from expc.runtime.api import Cancelled
 from expc.runtime.ops import envs as E
 from expc.runtime.ops import poet as P
 from expc.runtime.poet.context import LocalContext
+from expc.runtime.registry import load_registry
 
 ROOT = Path(__file__).resolve().parents[1]
+REG = load_registry()
 
 
 def inl(op, **kw):
-    return op.fn(op.params(**kw))
+    """An inline value as the compiler writes it into a call: {"$op": name, **arguments}."""
+    return {"$op": op.name, **kw}
 
 
 def params(iterations=24, **kw):
@@ -34,12 +37,12 @@ def params(iterations=24, **kw):
         checkpoint=inl(P.every, n=4),
     )
     base.update(kw)
-    return P.poet.params(**base)
+    return REG.built(P.poet.params(**base), None)  # what the executor passes: inline values built
 
 
 def run(tmp: Path, name: str, p, **ctx_kw):
     ctx = LocalContext(out_dir=tmp / name / "out", work_dir=tmp / name / "work", seed=0, **ctx_kw)
-    return P.poet.fn(p, ctx), ctx
+    return P.poet.fn(REG.built(p, None), ctx), ctx  # (built params are left as they are)
 
 
 def outputs(r):

@@ -15,12 +15,30 @@ from expc.runtime.poet.annecs import annecs_curve
 from expc.runtime.poet.driver import agent_json, settings_from
 from expc.runtime.poet.loop import Poet
 from expc.runtime.poet.novelty import knn_novelty, pata_ec_vector, tied_centered_ranks
-from expc.runtime.poet.spec import derive_rng, parse_env
-from expc.runtime.poet.workers import Executor
+from expc.runtime.poet.spec import EnvTemplate, Mutable, derive_rng
+from expc.runtime.poet.workers import RolloutPool
+from expc.runtime.registry import load_registry
+
+REG = load_registry()
 
 
 def inl(op, **kw):
-    return op.fn(op.params(**kw))
+    """An inline value as the compiler writes it into a call: {"$op": name, **arguments}."""
+    return {"$op": op.name, **kw}
+
+
+def built(value: dict):
+    """What an operator receives for an inline value (as `Registry.built` makes it for the executor):
+    validated, nested inline values built, then built by its own operator."""
+    op = REG.get(value["$op"])
+    p = REG.built(op.params.model_validate({k: v for k, v in value.items() if k != "$op"}), None)
+    out = op.fn(p, None)
+    return p if out is None else out
+
+
+def poet_params(**kw):
+    """The params the `poet` operator receives: validated in JSON form, inline values then built."""
+    return REG.built(P.poet.params(**kw), None)
 
 
 def point_env(**kw):
@@ -28,13 +46,13 @@ def point_env(**kw):
 
 
 def make_poet(variant="enhanced", criterion=(-20, -6), fine_tune=True, population=16, **kw) -> Poet:
-    p = P.poet.params(
+    p = poet_params(
         env=point_env(), agent=inl(P.mlp, hidden=[8]), es=inl(P.es, population=population, lr=0.05, eval_episodes=2),
         variant=variant, iterations=10, criterion=list(criterion), repro_threshold=-7, solved=-5,
         mutate=inl(P.every, n=5, children=6, admit=1, max_active=4), transfer=inl(P.every, n=3, fine_tune=fine_tune), **kw,
     )
     s = settings_from(p, seed=3)
-    return Poet(s, agent_json(s), Executor(1))
+    return Poet(s, agent_json(s), RolloutPool(1))
 
 
 def controller(poet: Poet) -> np.ndarray:
@@ -69,7 +87,7 @@ def test_es_improves_an_agent_on_the_tiny_env():
 
 
 def test_mirrored_plan_shares_episode_seeds_and_gradient_points_uphill():
-    es_cfg = settings_from(P.poet.params(env=point_env(), es=inl(P.es, population=8)), 0).es
+    es_cfg = settings_from(poet_params(env=point_env(), es=inl(P.es, population=8)), 0).es
     items = ES.plan_items(es_cfg, derive_rng(0, 1))
     assert [i[1] for i in items] == [1, -1] * 4
     assert all(items[2 * k][0] == items[2 * k + 1][0] and items[2 * k][2] == items[2 * k + 1][2] for k in range(4))
@@ -97,7 +115,7 @@ def test_adam_steps_downhill():
 @settings(max_examples=30, deadline=None)
 @given(st.integers(0, 2**31 - 1))
 def test_mutation_respects_bounds(seed):
-    env = parse_env(inl(
+    env = built(inl(
         E.bipedal,
         roughness=inl(E.mutable, start=0, step=0.6, min=0, max=10),
         pit_gap=inl(E.mutable_range, start=[0, 0.8], step=0.4, max=8, enabled=False),
@@ -118,7 +136,7 @@ def test_mutation_respects_bounds(seed):
 
 
 def test_range_mutation_moves_by_steps():
-    env = parse_env(inl(E.gym, id="x", gap=inl(E.mutable_range, start=[0, 0.8], step=0.4, max=8)))
+    env = built(inl(E.gym, id="x", gap=inl(E.mutable_range, start=[0, 0.8], step=0.4, max=8)))
     rng = np.random.default_rng(0)
     seen = {tuple(env.mutate({"gap": [0.4, 0.8]}, rng)["gap"]) for _ in range(200)}
     # the upper end never drops below its start (0.8), the lower end never exceeds the upper one
@@ -262,8 +280,9 @@ def test_schedule_extras_are_checked_per_field():
 
 
 def test_gym_kwargs_are_numbers_or_mutables():
-    v = inl(E.gym, id="LunarLanderContinuous-v3", gravity=inl(E.mutable, start=-10, step=1, min=-12, max=-1), wind_power=0.0)
-    assert v["gravity"]["$op"] == "mutable" and v["wind_power"] == 0.0
+    gravity = inl(E.mutable, start=-10, step=1, min=-12, max=-1)
+    v = built(inl(E.gym, id="LunarLanderContinuous-v3", gravity=gravity, wind_power=0.0))
+    assert [(m.name, m.kind) for m in v.mutables] == [("gravity", "scalar")] and v.fixed == {"wind_power": 0.0}
     with pytest.raises(Exception, match="gravity"):
         E.gym.params(id="LunarLanderContinuous-v3", gravity={"$op": "es"})
 
@@ -271,7 +290,42 @@ def test_gym_kwargs_are_numbers_or_mutables():
 def test_unknown_env_kwarg_is_an_op_error():
     from expc.runtime.api import OpError
 
-    p = P.poet.params(env=inl(E.gym, id="Pendulum-v1", gravityy=inl(E.mutable, start=10, step=1, min=5, max=20)))
+    p = poet_params(env=inl(E.gym, id="Pendulum-v1", gravityy=inl(E.mutable, start=10, step=1, min=5, max=20)))
     with pytest.raises(OpError, match="gravityy") as e:
         agent_json(settings_from(p, 0))
     assert e.value.field == "env"
+
+
+# ---- inline values reach the operator built -----------------------------------------------------------
+
+
+def test_poet_receives_built_inline_values():
+    p = P.poet.params(env=point_env(), es=inl(P.es, population=8), mutate=inl(P.every, n=5),
+                      novelty=inl(P.pata_ec, k=3))
+    assert p.env["$op"] == "point" and p.es["$op"] == "es"  # validation sees the JSON form
+    b = REG.built(p, None)
+    assert isinstance(b.env, EnvTemplate) and b.env.id == "expc/PointReach-v0" and b.env.horizon == 30
+    assert [m.name for m in b.env.mutables] == ["target", "wind"]
+    assert all(isinstance(m, Mutable) for m in b.env.mutables)
+    assert b.env.mutables[0] == Mutable("target", "scalar", 1.0, 0.5, 0.5, 4.0, 1)
+    assert isinstance(b.es, P.EsParams) and (b.es.population, b.es.lr) == (8, 0.01)
+    assert isinstance(b.mutate, P.EveryParams) and isinstance(b.novelty, P.PataEcParams) and b.agent is None
+    s = settings_from(b, 0)
+    assert s.es is b.es and s.env is b.env and s.agent == P.MlpParams()
+    # per-use defaults: every(5) for mutate keeps the default children, admit, max_active
+    assert (s.mutate.n, s.mutate.children, s.mutate.admit, s.mutate.max_active) == (5, 8, 1, 40)
+    assert (s.transfer.n, s.transfer.fine_tune, s.checkpoint.n) == (25, True, 25)
+    assert s.novelty.kind == "pata_ec" and s.novelty.k == 3 and s.novelty.clip == [25.0, 340.0]  # clip: the criterion
+
+
+def test_novelty_default_follows_the_variant():
+    s = settings_from(poet_params(env=point_env(), variant="original"), 0)
+    assert s.novelty == P.ParamsNoveltyParams()
+    s = settings_from(poet_params(env=point_env(), criterion=[-3, 4]), 0)
+    assert s.novelty == P.PataEcParams(clip=[-3, 4])
+
+
+def test_mutable_range_builds_its_bounds():
+    env = built(inl(E.bipedal, stump_height=inl(E.mutable_range, start=[0, 0.4], step=0.2, max=[2, 3], enabled=False)))
+    assert env.fixed == {"roughness": 0.0} and env.horizon == 2000
+    assert env.mutables == (Mutable("stump_height", "range", [0.0, 0.4], 0.2, [0.0, 0.4], [2.0, 3.0], 1, False),)

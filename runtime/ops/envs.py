@@ -1,18 +1,22 @@
 """Environment operators for POET: `gym(...)`, `bipedal(...)`, `point(...)` and the mutable parameters
-`mutable(...)`, `mutable_range(...)`. All are inline: their value is the JSON dict
-`{"$op": name, **params}` that the `poet` operator reads. Nothing heavy is imported here."""
+`mutable(...)`, `mutable_range(...)`. All are inline: checked in their JSON form, they reach the `poet`
+operator built, as the `EnvTemplate` and `Mutable` objects of expc.runtime.poet.spec. Nothing heavy is
+imported here (that module imports numpy: only when a value is built)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from expc.runtime.registry import Input, Params, op
+from expc.runtime.types import value_type
 
+if TYPE_CHECKING:
+    from expc.runtime.poet.spec import EnvTemplate, Mutable
 
-def _inline(name: str, p: Params) -> dict:
-    return {"$op": name, **p.model_dump(exclude_none=False)}
+ENV = value_type("env", "an environment (gymnasium)", kinds={"env"})
+MUTABLE = value_type("mutable", "a mutable environment parameter", node=False)
 
 
 def _is_number(v: Any) -> bool:
@@ -49,9 +53,11 @@ class MutableParams(Params):
 
 
 @op("mutable", params=MutableParams, returns="mutable", inline=True)
-def mutable(p: MutableParams, ctx=None) -> dict:
+def mutable(p: MutableParams, ctx=None) -> Mutable:
     """A mutable environment parameter: start value, mutation step, bounds."""
-    return _inline("mutable", p)
+    from expc.runtime.poet.spec import Mutable
+
+    return Mutable("", "scalar", float(p.start), float(p.step), float(p.min), float(p.max), p.digits)
 
 
 class MutableRangeParams(Params):
@@ -73,9 +79,13 @@ class MutableRangeParams(Params):
 
 
 @op("mutable_range", params=MutableRangeParams, returns="mutable", inline=True)
-def mutable_range(p: MutableRangeParams, ctx=None) -> dict:
+def mutable_range(p: MutableRangeParams, ctx=None) -> Mutable:
     """A mutable interval parameter [lo, hi] (POET's pit gap and stump height)."""
-    return _inline("mutable_range", p)
+    from expc.runtime.poet.spec import Mutable
+
+    start = [float(x) for x in p.start]
+    hi = [float(x) for x in p.max] if isinstance(p.max, list) else [float(p.max)] * 2
+    return Mutable("", "range", start, float(p.step), list(start), hi, p.digits, p.enabled)
 
 
 class GymParams(Params):
@@ -97,9 +107,9 @@ class GymParams(Params):
 
 
 @op("gym", params=GymParams, kinds={"env"}, returns="env", inline=True)
-def gym(p: GymParams, ctx=None) -> dict:
+def gym(p: GymParams, ctx=None) -> EnvTemplate:
     """A registered gymnasium environment whose keyword arguments may be mutable parameters."""
-    return _inline("gym", p)
+    return _template(p.id, p)
 
 
 class BipedalParams(Params):
@@ -120,9 +130,11 @@ class BipedalParams(Params):
 
 
 @op("bipedal", params=BipedalParams, kinds={"env"}, returns="env", inline=True)
-def bipedal(p: BipedalParams, ctx=None) -> dict:
+def bipedal(p: BipedalParams, ctx=None) -> EnvTemplate:
     """POET's BipedalWalker terrain (roughness, pit gaps, stumps) as a gymnasium environment."""
-    return _inline("bipedal", p)
+    from expc.runtime.poet.spec import BIPEDAL_ID
+
+    return _template(BIPEDAL_ID, p)
 
 
 class PointParams(Params):
@@ -137,6 +149,28 @@ class PointParams(Params):
 
 
 @op("point", params=PointParams, kinds={"env"}, returns="env", inline=True)
-def point(p: PointParams, ctx=None) -> dict:
+def point(p: PointParams, ctx=None) -> EnvTemplate:
     """A tiny pure-Python task (push a point mass to a target against wind), for fast tests."""
-    return _inline("point", p)
+    from expc.runtime.poet.spec import POINT_ID
+
+    return _template(POINT_ID, p)
+
+
+def _template(env_id: str, p: Params) -> EnvTemplate:
+    """The EnvTemplate of an environment's built params: its mutable(...) arguments (already `Mutable`
+    objects) named after their keyword, in order (fields, then gym's extra keywords as written: the
+    order of the random draws of a mutation); other non-None arguments fixed."""
+    from dataclasses import replace
+
+    from expc.runtime.poet.spec import EnvTemplate, Mutable
+
+    fixed, mutables = {}, []
+    given = [(k, getattr(p, k)) for k in type(p).model_fields] + list((p.model_extra or {}).items())
+    for name, v in given:
+        if name in ("id", "horizon"):
+            continue
+        if isinstance(v, Mutable):
+            mutables.append(replace(v, name=name))
+        elif v is not None:
+            fixed[name] = v
+    return EnvTemplate(env_id, fixed, tuple(mutables), p.horizon)

@@ -1,21 +1,24 @@
 """POET operators: the `poet` block (kind poet), its inline configuration (`mlp`, `es`, `every`,
 `params`, `pata_ec`) and the `annecs` metric. Defaults follow the published BipedalWalker settings of
-POET / Enhanced POET. The run itself lives in expc.runtime.poet (imported only when a run starts)."""
+POET / Enhanced POET. The inline values reach `poet` as their validated params models (what their
+functions return). The run itself lives in expc.runtime.poet (imported only when a run starts)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from expc.runtime.api import Artifact, OpError
 from expc.runtime.registry import Input, Params, op
+from expc.runtime.types import value_type
 
-
-def _inline(name: str, p: Params) -> dict:
-    return {"$op": name, **p.model_dump()}
+AGENT = value_type("agent", "a policy architecture for POET / RL", node=False, kinds={"model"})
+ES = value_type("es", "an evolution-strategy configuration", node=False)
+SCHEDULE = value_type("schedule", "a schedule (every N iterations, ...)", node=False)
+NOVELTY = value_type("novelty", "a novelty measure", node=False)
 
 
 class MlpParams(Params):
@@ -33,9 +36,9 @@ class MlpParams(Params):
 
 
 @op("mlp", params=MlpParams, kinds={"model"}, returns="agent", inline=True)
-def mlp(p: MlpParams, ctx=None) -> dict:
+def mlp(p: MlpParams, ctx=None) -> MlpParams:
     """An MLP policy for POET agents."""
-    return _inline("mlp", p)
+    return p
 
 
 class EsParams(Params):
@@ -60,9 +63,9 @@ class EsParams(Params):
 
 
 @op("es", params=EsParams, returns="es", inline=True)
-def es(p: EsParams, ctx=None) -> dict:
+def es(p: EsParams, ctx=None) -> EsParams:
     """Evolution strategy settings (centered ranks, mirrored sampling, Adam)."""
-    return _inline("es", p)
+    return p
 
 
 class EveryParams(Params):
@@ -74,20 +77,21 @@ class EveryParams(Params):
 
 
 @op("every", params=EveryParams, returns="schedule", inline=True)
-def every(p: EveryParams, ctx=None) -> dict:
+def every(p: EveryParams, ctx=None) -> EveryParams:
     """A schedule: every n iterations (with per-use settings)."""
-    return _inline("every", p)
+    return p
 
 
 class ParamsNoveltyParams(Params):
+    kind: ClassVar[str] = "params"
     k: int = Field(5, ge=1, le=1000, description="nearest neighbours averaged")
     normalize: bool = Field(False, description="scale each parameter by its range (published: no)")
 
 
 @op("params", params=ParamsNoveltyParams, returns="novelty", inline=True)
-def params(p: ParamsNoveltyParams, ctx=None) -> dict:
+def params(p: ParamsNoveltyParams, ctx=None) -> ParamsNoveltyParams:
     """Novelty by environment parameters (original POET)."""
-    return _inline("params", p)
+    return p
 
 
 def _check_clip(v):
@@ -97,6 +101,7 @@ def _check_clip(v):
 
 
 class PataEcParams(Params):
+    kind: ClassVar[str] = "pata_ec"
     k: int = Field(5, ge=1, le=1000, description="nearest neighbours averaged")
     clip: list[float] | None = Field(None, description="[lo, hi] scores are clipped to (default: the criterion)")
     max_agents: int = Field(20, ge=2, le=100_000, description="agents ranked: all active, then the most recently archived")
@@ -109,15 +114,21 @@ class PataEcParams(Params):
 
 
 @op("pata_ec", params=PataEcParams, returns="novelty", inline=True)
-def pata_ec(p: PataEcParams, ctx=None) -> dict:
-    """Novelty by PATA-EC (Enhanced POET): how an environment ranks the agents."""
-    return _inline("pata_ec", p)
+def pata_ec(p: PataEcParams, ctx=None) -> PataEcParams:
+    """Novelty by PATA-EC (Enhanced POET): how an environment ranks the agents. A clip left out is
+    the poet block's criterion (the driver fills it in)."""
+    return p
 
 
+# Each schedule of a poet block when it is left out. Its per-use settings (those not None) are the
+# ones that use takes, and their defaults when an every(...) leaves them out.
+SCHEDULES = {
+    "mutate": EveryParams(n=150, children=8, admit=1, max_active=40),
+    "transfer": EveryParams(n=25, fine_tune=True),
+    "checkpoint": EveryParams(n=25),
+}
 _SCHEDULE_EXTRAS = {
-    "mutate": {"children", "admit", "max_active"},
-    "transfer": {"fine_tune"},
-    "checkpoint": set(),
+    use: {k for k in EveryParams.model_fields if k != "n" and getattr(d, k) is not None} for use, d in SCHEDULES.items()
 }
 
 
@@ -186,6 +197,12 @@ class PoetRun(Artifact):
     pairs: list[dict] = []
     archive: list[dict] = []
     plots: list[str] = []
+
+
+POET = value_type("poet", "the result of a POET run (members .annecs, .pairs, .archive)",
+                  members={"annecs": "number", "pairs": "list", "archive": "list"}, kinds={"poet"},
+                  artifact=PoetRun, summary=lambda v: f"ANNECS {getattr(v, 'annecs', '?')}, "
+                  f"{getattr(v, 'iterations', '?')} iterations, {getattr(v, 'transfers', '?')} transfers")
 
 
 @op("poet", params=PoetParams, kinds={"poet"}, returns="poet", version=1)

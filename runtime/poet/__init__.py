@@ -1,8 +1,8 @@
 """POET and Enhanced POET (Wang et al. 2019, 2020) on gymnasium environments.
 
 Module map (the pipeline of one run):
-- `spec`: the inline JSON values of the language (`gym(...)`, `mutable(...)`, `es(...)`, `every(...)`)
-  turned into small dataclasses; environment mutation within bounds.
+- `spec`: the settings of a run, whose inline values (`es(...)`, `every(...)`, ...) arrive built by their
+  operators (`gym(...)` as an `EnvTemplate` of `Mutable`s); environment mutation within bounds.
 - `envs`: the gymnasium side: custom environments (the POET BipedalWalker terrain, a tiny point-reach
   task), `make_env` for any registered id with mutable constructor arguments or attributes.
 - `policy`: numpy MLP policies over a flat parameter vector.

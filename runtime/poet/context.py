@@ -17,6 +17,7 @@ class LocalContext:
     seed: int = 0
     workers: int = 1
     backend: str = "local"
+    address: str | None = None
     node: str = "poet"
     key: str = "local"
     device: str = "cpu"

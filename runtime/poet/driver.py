@@ -5,51 +5,77 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict
+from dataclasses import asdict, fields, is_dataclass
 from pathlib import Path
 
 import numpy as np
+from pydantic import BaseModel
 
 from expc.runtime.api import OpError
+from expc.runtime.ops.poet import SCHEDULES, EsParams, EveryParams, MlpParams, ParamsNoveltyParams, PataEcParams
 from expc.runtime.poet import checkpoint
 from expc.runtime.poet.annecs import annecs_curve
 from expc.runtime.poet.envs import EnvConfigError, make_env
 from expc.runtime.poet.loop import Poet, State
 from expc.runtime.poet.policy import action_spec
-from expc.runtime.poet.spec import (
-    AgentConfig,
-    ESConfig,
-    Every,
-    Settings,
-    parse_env,
-    parse_every,
-    parse_novelty,
-)
-from expc.runtime.poet.workers import Executor
+from expc.runtime.poet.spec import PoetSettings
+from expc.runtime.poet.workers import RolloutPool
 
 
-def settings_from(p, seed: int) -> Settings:
+def settings_from(p, seed: int) -> PoetSettings:
+    """The settings of a run from the poet operator's params, whose inline values arrive built."""
     criterion = (float(p.criterion[0]), float(p.criterion[1]))
-    es = ESConfig.parse(p.es)
-    return Settings(
-        env=parse_env(p.env, "env"),
-        agent=AgentConfig.parse(p.agent),
-        es=es,
+    return PoetSettings(
+        env=p.env,
+        agent=p.agent or MlpParams(),
+        es=p.es or EsParams(),
         variant=p.variant,
         iterations=p.iterations,
-        mutate=parse_every(p.mutate, Every(150, children=8, admit=1, max_active=40), "mutate", {"children", "admit", "max_active"}),
+        mutate=schedule(p.mutate, "mutate"),
         criterion=criterion,
         repro_threshold=float(p.repro_threshold),
         solved=float(p.solved),
-        transfer=parse_every(p.transfer, Every(25, fine_tune=True), "transfer", {"fine_tune"}),
-        novelty=parse_novelty(p.novelty, p.variant, criterion, "novelty"),
+        transfer=schedule(p.transfer, "transfer"),
+        novelty=novelty(p.novelty, p.variant, criterion),
         archive=p.archive,
-        checkpoint=parse_every(p.checkpoint, Every(25), "checkpoint", set()),
+        checkpoint=schedule(p.checkpoint, "checkpoint"),
         seed=seed,
     )
 
 
-def agent_json(s: Settings) -> dict:
+def schedule(v: EveryParams | None, use: str) -> EveryParams:
+    """The schedule of one use (mutate, transfer, checkpoint): its default when left out, and the
+    per-use settings an every(...) leaves out taken from that default."""
+    default = SCHEDULES[use]
+    if v is None:
+        return default
+    left_out = {k: x for k, x in default if x is not None and getattr(v, k) is None}
+    return v.model_copy(update=left_out)
+
+
+def novelty(v, variant: str, criterion: tuple[float, float]) -> ParamsNoveltyParams | PataEcParams:
+    """The novelty measure: by variant when left out (enhanced: PATA-EC); PATA-EC clips to the
+    minimal criterion unless told otherwise."""
+    if v is None:
+        v = PataEcParams() if variant == "enhanced" else ParamsNoveltyParams()
+    if isinstance(v, PataEcParams) and v.clip is None:
+        v = v.model_copy(update={"clip": list(criterion)})
+    return v
+
+
+def settings_json(s: PoetSettings) -> dict:
+    """The settings as JSON (in log.json, and hashed into the fingerprint a checkpoint must match)."""
+    def value(v):  # settings left out (None: sizes inferred, per-use settings of another schedule) are absent
+        if isinstance(v, (ParamsNoveltyParams, PataEcParams)):
+            return {"kind": v.kind, **v.model_dump(mode="json", exclude_none=True)}
+        if isinstance(v, BaseModel):
+            return v.model_dump(mode="json", exclude_none=True)
+        return asdict(v) if is_dataclass(v) else v
+
+    return json.loads(json.dumps({f.name: value(getattr(s, f.name)) for f in fields(s)}, default=str))
+
+
+def agent_json(s: PoetSettings) -> dict:
     """The agent's layer sizes, inferred from the environment's spaces where not given."""
     try:
         env = make_env(s.env.config(s.env.initial()))
@@ -74,8 +100,8 @@ def agent_json(s: Settings) -> dict:
     return {"inputs": inputs, "hidden": list(a.hidden), "outputs": outputs, "activation": a.activation, "action": action}
 
 
-def fingerprint(s: Settings, agent: dict) -> str:
-    body = json.dumps({"settings": asdict(s), "agent": agent}, sort_keys=True, default=str)
+def fingerprint(s: PoetSettings, agent: dict) -> str:
+    body = json.dumps({"settings": settings_json(s), "agent": agent}, sort_keys=True)
     return hashlib.sha256(body.encode()).hexdigest()[:20]
 
 
@@ -85,8 +111,7 @@ def run_poet(p, ctx) -> dict:
     agent = agent_json(s)
     fp = fingerprint(s, agent)
     work = Path(ctx.work_dir)
-    address = getattr(ctx, "address", None)
-    with Executor(ctx.workers, ctx.backend, address) as ex:
+    with RolloutPool(ctx.workers, ctx.backend, ctx.address) as ex:
         poet = Poet(s, agent, ex)
         st = checkpoint.load(work, fp) or poet.new_state()
         advance = ctx.progress(s.iterations, "poet")
@@ -108,7 +133,7 @@ def run_poet(p, ctx) -> dict:
     return write_outputs(st, s, agent, Path(ctx.out_dir))
 
 
-def write_outputs(st: State, s: Settings, agent: dict, out: Path) -> dict:
+def write_outputs(st: State, s: PoetSettings, agent: dict, out: Path) -> dict:
     from safetensors.numpy import save_file
 
     from expc.runtime.poet.plots import write_plots
@@ -117,7 +142,7 @@ def write_outputs(st: State, s: Settings, agent: dict, out: Path) -> dict:
     curve = annecs_curve(st.history, s.solved)
     envs = [dict(vars(e)) for e in st.envs.values()]
     log = {
-        "settings": json.loads(json.dumps(asdict(s), default=str)),
+        "settings": settings_json(s),
         "agent": agent,
         "annecs": curve[-1] if curve else 0,
         "annecs_per_iteration": curve,

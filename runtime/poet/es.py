@@ -9,11 +9,15 @@ sigma and lr then decay towards their floors.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from expc.runtime.poet.rollout import noise
-from expc.runtime.poet.spec import ESConfig, draw_seeds
+from expc.runtime.poet.spec import draw_seeds
+
+if TYPE_CHECKING:
+    from expc.runtime.ops.poet import EsParams
 
 
 def centered_ranks(x) -> np.ndarray:
@@ -50,7 +54,7 @@ class Adam:
         return -a * self.m / (np.sqrt(self.v) + eps)
 
 
-def plan_items(es: ESConfig, rng: np.random.Generator) -> list[list[int]]:
+def plan_items(es: EsParams, rng: np.random.Generator) -> list[list[int]]:
     """The rollouts of one ES step: [noise_seed, sign, episode_seed] (mirrored pairs share an episode)."""
     if es.mirrored:
         n = es.population // 2
@@ -60,7 +64,7 @@ def plan_items(es: ESConfig, rng: np.random.Generator) -> list[list[int]]:
     return [[s, 1, e] for s, e in zip(nseeds, eseeds)]
 
 
-def gradient(es: ESConfig, items: list[list[int]], results: list[list[float]], sigma: float, dim: int) -> np.ndarray:
+def gradient(es: EsParams, items: list[list[int]], results: list[list[float]], sigma: float, dim: int) -> np.ndarray:
     """The ES ascent direction from the returns of `plan_items`' rollouts."""
     returns = np.array([r[0] for r in results], dtype=np.float64)
     if es.mirrored:
@@ -80,7 +84,7 @@ def gradient(es: ESConfig, items: list[list[int]], results: list[list[float]], s
     return g
 
 
-def apply(es: ESConfig, theta: np.ndarray, opt: Adam, g: np.ndarray, lr: float) -> np.ndarray:
+def apply(es: EsParams, theta: np.ndarray, opt: Adam, g: np.ndarray, lr: float) -> np.ndarray:
     """theta after one optimizer step on the ascent direction g (with l2 decay)."""
     descent = es.l2 * theta - g
     if es.optimizer == "adam":
@@ -88,5 +92,5 @@ def apply(es: ESConfig, theta: np.ndarray, opt: Adam, g: np.ndarray, lr: float) 
     return theta - lr * descent
 
 
-def decay(es: ESConfig, sigma: float, lr: float) -> tuple[float, float]:
+def decay(es: EsParams, sigma: float, lr: float) -> tuple[float, float]:
     return max(sigma * es.sigma_decay, es.sigma_min), max(lr * es.lr_decay, es.lr_min)

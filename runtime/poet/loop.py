@@ -29,8 +29,8 @@ import numpy as np
 from expc.runtime.poet import es as ES
 from expc.runtime.poet.novelty import knn_novelty, pata_ec_vector
 from expc.runtime.poet.policy import init_theta
-from expc.runtime.poet.spec import Settings, derive_rng, draw_seeds
-from expc.runtime.poet.workers import Executor
+from expc.runtime.poet.spec import PoetSettings, derive_rng, draw_seeds
+from expc.runtime.poet.workers import RolloutPool
 
 # Purposes: the first key of every derived generator.
 INIT, STEP, EVAL, REPRO, MC, TRANSFER, FINE_TUNE, PATA, PATA_CHILD, TARGETED = range(1, 11)
@@ -77,7 +77,7 @@ class State:
 
 
 class Poet:
-    def __init__(self, s: Settings, agent: dict, executor: Executor):
+    def __init__(self, s: PoetSettings, agent: dict, executor: RolloutPool):
         self.s = s
         self.agent = agent  # JSON: layer sizes, activation, action space
         self.ex = executor

@@ -1,5 +1,7 @@
-"""The configuration values of a POET run, read from the inline JSON dicts the compiler folds into the
-`poet` call (`{"$op": "mutable", "start": 10, ...}`), and the mutation of environment parameters.
+"""The settings of a POET run and the mutation of environment parameters. The inline values of the `poet`
+call arrive built (expc.runtime.registry `Registry.built`): `es(...)`, `mlp(...)`, `every(...)`,
+`params(...)`, `pata_ec(...)` as their params models, environments as an `EnvTemplate` whose mutable
+parameters are `Mutable`s (built by the operators of expc.runtime.ops.envs).
 
 Everything random here takes an explicit numpy Generator: the loop derives one from (seed, iteration,
 purpose), so a resumed run draws exactly what an uninterrupted one draws.
@@ -9,11 +11,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from expc.runtime.api import OpError
+if TYPE_CHECKING:
+    from expc.runtime.ops.poet import EsParams, EveryParams, MlpParams, ParamsNoveltyParams, PataEcParams
 
 BIPEDAL_ID = "expc/BipedalWalkerPOET-v0"
 POINT_ID = "expc/PointReach-v0"
@@ -29,7 +32,8 @@ class Mutable:
     kind "scalar": v' = round(clip(v + U(-step, step), min, max), digits)  (POET's ground roughness).
     kind "range": each end moves by -step, 0 or +step (not both 0), staying within [start_i, max_i]
     and lo <= hi, one of the valid moves picked uniformly (POET's pit gap and stump height). A range
-    that starts switched off (`enabled = false`) is switched on at `start` by its first mutation."""
+    that starts switched off (`enabled = false`) is switched on at `start` by its first mutation.
+    `name` is the environment keyword it sets (empty until the environment holding it names it)."""
 
     name: str
     kind: str
@@ -83,26 +87,6 @@ class Mutable:
         return [0.0, 0.0] if v is None else [float(v[0]), float(v[1])]
 
 
-def parse_mutable(name: str, d: dict, field_path: str) -> Mutable:
-    op = d.get("$op")
-    if op == "mutable":
-        lo, hi, start = float(d["min"]), float(d["max"]), float(d["start"])
-        if not lo <= start <= hi:
-            raise OpError(f"mutable {name!r}: start {start} is outside [min, max] = [{lo}, {hi}]", field=field_path)
-        return Mutable(name, "scalar", start, float(d["step"]), lo, hi, int(d.get("digits", 1)))
-    if op == "mutable_range":
-        start = [float(x) for x in d["start"]]
-        mx = d["max"]
-        hi = [float(mx), float(mx)] if isinstance(mx, (int, float)) else [float(x) for x in mx]
-        if start[0] > start[1] or hi[0] < start[0] or hi[1] < start[1]:
-            raise OpError(
-                f"mutable_range {name!r}: need start lo <= hi and max >= start, got start {start}, max {hi}",
-                field=field_path,
-            )
-        return Mutable(name, "range", start, float(d["step"]), list(start), hi, int(d.get("digits", 1)), bool(d.get("enabled", True)))
-    raise OpError(f"parameter {name!r}: expected a number or mutable(...), got {d!r}", field=field_path)
-
-
 @dataclass(frozen=True)
 class EnvTemplate:
     """An environment family: a gymnasium id, fixed keyword arguments and mutable ones."""
@@ -140,130 +124,23 @@ class EnvTemplate:
         return repr(sorted((k, v) for k, v in params.items()))
 
 
-def parse_env(d: Any, field_path: str = "env") -> EnvTemplate:
-    if not isinstance(d, dict) or "$op" not in d:
-        raise OpError("expected an environment such as gym(\"Pendulum-v1\", g = mutable(10, 1, 5, 20))", field=field_path)
-    op = d["$op"]
-    body = {k: v for k, v in d.items() if k != "$op"}
-    horizon = body.pop("horizon", None)
-    if op == "gym":
-        env_id = body.pop("id")
-    elif op == "bipedal":
-        env_id = BIPEDAL_ID
-    elif op == "point":
-        env_id = POINT_ID
-    else:
-        raise OpError(f"{op}(...) is not an environment", field=field_path)
-    fixed, mutables = {}, []
-    for name, v in body.items():
-        if isinstance(v, dict) and v.get("$op") in ("mutable", "mutable_range"):
-            mutables.append(parse_mutable(name, v, f"{field_path}.{name}"))
-        elif v is not None:
-            fixed[name] = v
-    return EnvTemplate(env_id, fixed, tuple(mutables), None if horizon is None else int(horizon))
-
-
-@dataclass(frozen=True)
-class ESConfig:
-    population: int = 512
-    sigma: float = 0.1
-    sigma_decay: float = 0.999
-    sigma_min: float = 0.01
-    lr: float = 0.01
-    lr_decay: float = 0.9999
-    lr_min: float = 0.001
-    l2: float = 0.01
-    mirrored: bool = True
-    eval_episodes: int = 5
-    optimizer: str = "adam"
-    normalize_grads: bool = True
-
-    @staticmethod
-    def parse(d: dict | None) -> "ESConfig":
-        if d is None:
-            return ESConfig()
-        names = ESConfig.__dataclass_fields__
-        return ESConfig(**{k: v for k, v in d.items() if k in names})
-
-
-@dataclass(frozen=True)
-class AgentConfig:
-    inputs: int | None = None
-    hidden: tuple[int, ...] = (40, 40)
-    outputs: int | None = None
-    activation: str = "tanh"
-
-    @staticmethod
-    def parse(d: dict | None) -> "AgentConfig":
-        if d is None:
-            return AgentConfig()
-        return AgentConfig(d.get("inputs"), tuple(d.get("hidden", (40, 40))), d.get("outputs"), d.get("activation", "tanh"))
-
-
-@dataclass(frozen=True)
-class Every:
-    n: int
-    children: int = 8
-    admit: int = 1
-    max_active: int = 40
-    fine_tune: bool = True
-
-
-def parse_every(d: dict | None, default: Every, field_path: str, allowed: set[str]) -> Every:
-    if d is None:
-        return default
-    if d.get("$op") != "every":
-        raise OpError(f"expected every(N, ...), got {d.get('$op', d)!r}", field=field_path)
-    extra = {k: v for k, v in d.items() if k not in ("$op", "n") and v is not None}
-    bad = sorted(set(extra) - allowed)
-    if bad:
-        what = ", ".join(sorted(allowed)) or "nothing but N"
-        raise OpError(f"every(...) in {field_path!r} does not take {', '.join(bad)} (it takes {what})", field=field_path)
-    return Every(n=int(d["n"]), **{k: extra.get(k, getattr(default, k)) for k in ("children", "admit", "max_active", "fine_tune")})
-
-
-@dataclass(frozen=True)
-class NoveltyConfig:
-    kind: str  # "params" | "pata_ec"
-    k: int = 5
-    clip: tuple[float, float] | None = None
-    normalize: bool = False
-    max_agents: int = 20
-    max_envs: int = 50
-
-
-def parse_novelty(d: dict | None, variant: str, criterion: tuple[float, float], field_path: str) -> NoveltyConfig:
-    if d is None:
-        return NoveltyConfig("pata_ec", clip=criterion) if variant == "enhanced" else NoveltyConfig("params")
-    op = d.get("$op")
-    if op == "params":
-        return NoveltyConfig("params", k=int(d.get("k", 5)), normalize=bool(d.get("normalize", False)))
-    if op == "pata_ec":
-        clip = d.get("clip") or criterion
-        return NoveltyConfig(
-            "pata_ec", k=int(d.get("k", 5)), clip=(float(clip[0]), float(clip[1])),
-            max_agents=int(d.get("max_agents", 20)), max_envs=int(d.get("max_envs", 50)),
-        )
-    raise OpError(f"expected params(...) or pata_ec(...), got {op!r}", field=field_path)
-
-
 @dataclass
-class Settings:
+class PoetSettings:
     """Everything the loop needs, resolved from the poet operator's params."""
 
     env: EnvTemplate
-    agent: AgentConfig
-    es: ESConfig
+    agent: MlpParams
+    es: EsParams
     variant: str
     iterations: int
-    mutate: Every
+    mutate: EveryParams
     criterion: tuple[float, float]
     repro_threshold: float
     solved: float
-    transfer: Every
-    novelty: NoveltyConfig
+    transfer: EveryParams
+    novelty: ParamsNoveltyParams | PataEcParams
     archive: bool
-    checkpoint: Every
+    checkpoint: EveryParams
     seed: int
     extra: dict = field(default_factory=dict)
 

@@ -36,7 +36,7 @@ def _environ(values: dict[str, str]):
                 os.environ[k] = v
 
 
-class Executor:
+class RolloutPool:
     def __init__(self, workers: int = 1, backend: str = "local", address: str | None = None):
         self.workers = max(1, int(workers))
         self.backend = backend
