@@ -11,8 +11,16 @@ from _opctx import OpContext
 
 from expc.runtime.api import OpError
 from expc.runtime.merge.engine import run_algebra
-from expc.runtime.merge.expr import Call, Leaf, Lin, describe, output_cast, parse, specialize
+from expc.runtime.merge import expr
+from expc.runtime.merge.expr import KernelCall, Operand, Lin, describe, output_cast, specialize
 from expc.runtime.ops.merge import algebra
+from expc.runtime.registry import load_registry
+
+
+def parse(tree, n_models):
+    """The expression's IR, its calls looked up in the shipped operators."""
+    return expr.parse(tree, n_models, load_registry().get)
+
 
 M0, M1, M2 = {"model": 0}, {"model": 1}, {"model": 2}
 
@@ -70,21 +78,21 @@ def test_folding_drops_operands_that_cancel():
     # 1 - 0.7 - 0.3 is 5.6e-17 in floats: base must not be read at all
     lin = parse(add(add(M0, mul(0.7, sub(M1, M0))), mul(0.3, sub(M2, M0))), 3)
     assert lin.leaves() == {1, 2}
-    assert parse(div(add(M1, M2), 2), 3) == Lin(((Leaf(1), 0.5), (Leaf(2), 0.5)))
-    assert parse({"op": "neg", "args": [sub(M0, M1)]}, 3) == Lin(((Leaf(0), -1.0), (Leaf(1), 1.0)))
+    assert parse(div(add(M1, M2), 2), 3) == Lin(((Operand(1), 0.5), (Operand(2), 0.5)))
+    assert parse({"op": "neg", "args": [sub(M0, M1)]}, 3) == Lin(((Operand(0), -1.0), (Operand(1), 1.0)))
 
 
 def test_where_is_resolved_per_tensor_name_and_refolded():
     lin = parse(add(mul(0.5, call("where", pattern="*.mlp.*", a=M1, b=M0)), mul(0.5, M0)), 2)
-    assert specialize(lin, "transformer.h.0.mlp.c_fc.weight") == Lin(((Leaf(1), 0.5), (Leaf(0), 0.5)))
-    assert specialize(lin, "transformer.wte.weight") == Lin(((Leaf(0), 1.0),))
+    assert specialize(lin, "transformer.h.0.mlp.c_fc.weight") == Lin(((Operand(1), 0.5), (Operand(0), 0.5)))
+    assert specialize(lin, "transformer.wte.weight") == Lin(((Operand(0), 1.0),))
 
 
 def test_outer_cast_sets_the_output_dtype():
     body, dtype = output_cast(parse(call("cast", model=DEM, dtype="bfloat16"), 3))
     assert dtype == "bfloat16" and body == parse(DEM, 3)
     nested = parse(add(call("cast", model=M0, dtype="float16"), M1), 2)
-    assert output_cast(nested)[1] is None and isinstance(nested.terms[0][0], Call)
+    assert output_cast(nested)[1] is None and isinstance(nested.terms[0][0], KernelCall)
 
 
 @pytest.mark.parametrize(

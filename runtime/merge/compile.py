@@ -6,6 +6,8 @@ Each operand is a leaf that the caller loads once; linear
 combinations accumulate in place into one buffer (`acc = c0*x0; acc += c1*x1; ...`), so the only
 temporaries are those the non-linear kernels need. Compiled functions are cached by IR, and the IR
 of a tensor only depends on which where() branches it takes, so a model compiles a handful of them.
+A tensorwise call runs the kernel its operator declares (`@op(..., kernel=...)`), which the IR's
+`KernelCall` carries: nothing here knows an operator by name.
 """
 
 from __future__ import annotations
@@ -15,8 +17,7 @@ from typing import Callable
 
 import torch
 
-from expc.runtime.merge import kernels
-from expc.runtime.merge.expr import Call, Leaf, Lin, Prod, Quot
+from expc.runtime.merge.expr import KernelCall, Operand, Lin, Prod, Quot, thaw
 
 TensorFn = Callable[..., torch.Tensor]  # f(x: dict[int, Tensor], name: str) -> Tensor
 
@@ -42,7 +43,7 @@ def compile_lin(lin: Lin) -> TensorFn:
 
 
 def _compile_atom(a) -> TensorFn:
-    if isinstance(a, Leaf):
+    if isinstance(a, Operand):
         i = a.index
         return lambda x, name: x[i]
     if isinstance(a, Prod):
@@ -51,8 +52,8 @@ def _compile_atom(a) -> TensorFn:
     if isinstance(a, Quot):
         fa, fb = compile_lin_or_const(a.a), compile_lin_or_const(a.b)
         return lambda x, name: torch.div(fa(x, name), fb(x, name))
-    assert isinstance(a, Call)
-    return _KERNELS[a.name](a)
+    assert isinstance(a, KernelCall)
+    return _compile_call(a)
 
 
 def compile_lin_or_const(lin: Lin) -> TensorFn:
@@ -62,48 +63,26 @@ def compile_lin_or_const(lin: Lin) -> TensorFn:
     return lambda x, name: torch.tensor(c, dtype=torch.float32)
 
 
-def _models(call: Call, field: str) -> list[TensorFn]:
-    return [compile_lin(m) for m in call.arg(field)]
-
-
-def _weights(call: Call, n: int) -> list[float]:
-    w = call.arg("weights")
-    return [1.0] * n if w is None else [float(v) for v in w]
-
-
-def _ties(call: Call) -> TensorFn:
-    fbase, fms = compile_lin(call.arg("base")), _models(call, "models")
-    weights, density, normalize = _weights(call, len(fms)), call.arg("density"), call.arg("normalize")
-
-    def run(x, name):
-        return kernels.ties(fbase(x, name), [f(x, name) for f in fms], weights, density, normalize)
-
-    return run
-
-
-def _dare(call: Call) -> TensorFn:
-    fbase, fms = compile_lin(call.arg("base")), _models(call, "models")
-    weights = _weights(call, len(fms))
-    density, rescale, seed = call.arg("density"), call.arg("rescale"), call.arg("seed")
+def _compile_call(call: KernelCall) -> TensorFn:
+    """kernel(p, name) per tensor: p is the operator's params model, each model field holding the
+    tensor of its (compiled) argument, or a list of them."""
+    kernel, params = call.op.load_kernel(), call.op.params
+    plain: dict = {}
+    models: list[tuple[str, TensorFn]] = []
+    lists: list[tuple[str, list[TensorFn]]] = []
+    for f, v in call.args:
+        info = call.op.field(f)
+        if info is None or info.input_types is None:
+            plain[f] = thaw(v)
+        elif info.is_list:
+            lists.append((f, [compile_lin(m) for m in v]))
+        else:
+            models.append((f, compile_lin(v)))
 
     def run(x, name):
-        return kernels.dare(fbase(x, name), [f(x, name) for f in fms], weights, density, rescale, seed, name)
+        # validated when the expression was parsed: construct without validating again (tensors)
+        tensors = {f: fn(x, name) for f, fn in models}
+        tensors.update((f, [fn(x, name) for fn in fns]) for f, fns in lists)
+        return kernel(params.model_construct(**plain, **tensors), name)
 
     return run
-
-
-def _slerp(call: Call) -> TensorFn:
-    fa, fb, t = compile_lin(call.arg("a")), compile_lin(call.arg("b")), call.arg("t")
-    return lambda x, name: kernels.slerp(fa(x, name), fb(x, name), t)
-
-
-def _cast(call: Call) -> TensorFn:
-    f, dtype = compile_lin(call.arg("model")), call.arg("dtype")
-    return lambda x, name: kernels.cast(f(x, name), dtype)
-
-
-def _where(call: Call) -> TensorFn:
-    raise AssertionError("where() is resolved per tensor name before compiling (expr.specialize)")
-
-
-_KERNELS = {"ties": _ties, "dare": _dare, "slerp": _slerp, "cast": _cast, "where": _where}

@@ -27,7 +27,7 @@ import torch
 from expc.runtime.api import OpError
 from expc.runtime.merge.compile import compile_lin
 from expc.runtime.merge.expr import (
-    Leaf,
+    Operand,
     Lin,
     coefficient_warnings,
     describe,
@@ -93,11 +93,12 @@ def run_algebra(
     max_shard_bytes: int = DEFAULT_SHARD_BYTES,
     chunk_elems: int | None = None,
 ) -> ModelDir:
-    """Evaluate the merge expression `expr` over `models` (ModelDir values or directories) into ctx.out_dir."""
+    """Evaluate the merge expression `expr` over `models` (ModelDir values or directories) into ctx.out_dir;
+    its tensorwise calls are the operators of the program's registry (ctx.operator)."""
     fields = fields or [f"models.{i}" for i in range(len(models))]
     if not models:
         raise OpError("a merge needs at least one model", field="expr")
-    lin = parse(expr, len(models))
+    lin = parse(expr, len(models), ctx.operator)
     body, cast_dtype = output_cast(lin)
     for msg in coefficient_warnings(lin):
         ctx.warn(msg, field="expr")
@@ -110,7 +111,7 @@ def run_algebra(
             ctx.warn(f'where("{pattern}", ...) matches no tensor of the models: its second argument is used everywhere',
                      field="expr")  # fmt: skip
 
-    device = "cuda" if getattr(ctx, "device", "cpu") == "cuda" and torch.cuda.is_available() else "cpu"
+    device = "cuda" if ctx.device == "cuda" and torch.cuda.is_available() else "cpu"
     out = Path(ctx.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     specs = [OutSpec(t.name, t.out_dtype, t.shape) for t in tasks]
@@ -142,7 +143,7 @@ def plan_tasks(body: Lin, operands: list[Operand], cast_dtype: str | None) -> tu
         lin = specialize(body, t.name, hits)
         out_dtype = DTYPE_NAMES[cast_dtype] if cast_dtype else t.dtype
         leaf = lin.single
-        if isinstance(leaf, Leaf) and names[leaf.index][t.name].dtype == out_dtype:
+        if isinstance(leaf, Operand) and names[leaf.index][t.name].dtype == out_dtype:
             src = names[leaf.index][t.name]
             tasks.append(Task(t.name, t.shape, out_dtype, "copy", source=leaf.index, inputs={leaf.index: src}))
             continue
@@ -309,7 +310,7 @@ class _Writer(threading.Thread):
 
 def execute(tasks: list[Task], writer: ShardedWriter, device: str, chunk_elems: int, ctx) -> None:
     total = sum(OutSpec(t.name, t.out_dtype, t.shape).nbytes for t in tasks)
-    advance = ctx.progress(total, "merge") if hasattr(ctx, "progress") else (lambda n: None)
+    advance = ctx.progress(total, "merge")
     reader = _Reader(tasks, chunk_elems, pin=(device == "cuda"))
     scratch = _Scratch(chunk_elems, device)
     out_thread = _Writer(writer)

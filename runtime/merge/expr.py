@@ -1,10 +1,12 @@
 """The merge expression: JSON tree -> normalized IR, with the linear parts folded. No torch here.
 
 Tree (from the checker): a number, {"model": i}, {"op": "add"|"sub"|"mul"|"div"|"neg", "args": [...]},
-or {"op": "call", "name": NAME, "args": {field: value}} for a tensorwise operator.
+or {"op": "call", "name": NAME, "args": {field: value}} for a tensorwise operator. Operators are looked
+up with the `operators` function given to `parse` (ctx.operator: the registry the program was checked
+against), and each `KernelCall` keeps its operator, so that compiling it needs no lookup.
 
 IR: every model-valued expression is a `Lin`, a linear combination `sum(c_k * atom_k) + const` whose
-atoms are operands (`Leaf`), tensorwise calls (`Call`, their model arguments are `Lin`s again) or the
+atoms are operands (`Operand`), tensorwise calls (`KernelCall`, their model arguments are `Lin`s again) or the
 rare non-linear products (`Prod`, `Quot`). Folding is exact algebra on the coefficients, so
 `base + 0.5*(m1 - base) + 0.3*(m2 - base)` becomes `0.2*base + 0.5*m1 + 0.3*m2`: each operand
 appears once, and the evaluator reads each input tensor once.
@@ -14,23 +16,30 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Callable, Union
 
 from pydantic import ValidationError
 
 from expc.runtime.api import OpError
 
+if TYPE_CHECKING:
+    from expc.runtime.registry import Operator
+
 
 @dataclass(frozen=True)
-class Leaf:
+class Operand:
     index: int  # operand index into the algebra node's `models`
 
 
 @dataclass(frozen=True)
-class Call:
-    name: str
+class KernelCall:
+    op: Operator  # a tensorwise operator: it declares the kernel the call compiles to
     # (field, value) in params-model order; model fields hold a Lin or a tuple of Lins.
     args: tuple[tuple[str, Any], ...]
+
+    @property
+    def name(self) -> str:
+        return self.op.name
 
     def arg(self, name: str) -> Any:
         return dict(self.args)[name]
@@ -48,7 +57,7 @@ class Quot:
     b: "Lin"
 
 
-Atom = Union[Leaf, Call, Prod, Quot]
+Atom = Union[Operand, KernelCall, Prod, Quot]
 
 
 @dataclass(frozen=True)
@@ -91,7 +100,7 @@ def _make(acc: dict, const: float) -> Lin:
 
 
 def atom_leaves(a: Atom) -> set[int]:
-    if isinstance(a, Leaf):
+    if isinstance(a, Operand):
         return {a.index}
     if isinstance(a, (Prod, Quot)):
         return a.a.leaves() | a.b.leaves()
@@ -110,20 +119,36 @@ def _lins(v: Any) -> list[Lin]:
     return []
 
 
+class _Record(tuple):
+    """A frozen record value: sorted (key, value) pairs, a dict again for the kernel."""
+
+
 def _freeze(v: Any) -> Any:
     if isinstance(v, list):
         return tuple(_freeze(x) for x in v)
     if isinstance(v, dict):
-        return tuple(sorted((k, _freeze(x)) for k, x in v.items()))
+        return _Record(sorted((k, _freeze(x)) for k, x in v.items()))
+    return v
+
+
+def thaw(v: Any) -> Any:
+    """A frozen argument value as the params model held it (lists and dicts)."""
+    if isinstance(v, _Record):
+        return {k: thaw(x) for k, x in v}
+    if isinstance(v, tuple):
+        return [thaw(x) for x in v]
     return v
 
 
 # ---------------------------------------------------------------------------------------------- parse
 
 
-def parse(tree: Any, n_models: int) -> Lin:
-    """Normalize the tree; a problem is an OpError on field "expr"."""
-    v = _parse(tree, n_models)
+Operators = Callable[[str], "Operator | None"]  # name -> operator, e.g. ctx.operator
+
+
+def parse(tree: Any, n_models: int, operators: Operators) -> Lin:
+    """Normalize the tree, its calls looked up with `operators`; a problem is an OpError on field "expr"."""
+    v = _parse(tree, n_models, operators)
     if not isinstance(v, Lin):
         raise OpError("the merge expression has no model in it (it is the number %g)" % v, field="expr")
     return v
@@ -133,7 +158,7 @@ def _fail(msg: str) -> OpError:
     return OpError(msg, field="expr")
 
 
-def _parse(node: Any, n: int) -> Lin | float:
+def _parse(node: Any, n: int, ops: Operators) -> Lin | float:
     if isinstance(node, bool):
         raise _fail(f"a boolean ({node}) is not a model or a number")
     if isinstance(node, (int, float)):
@@ -144,14 +169,14 @@ def _parse(node: Any, n: int) -> Lin | float:
         i = node["model"]
         if not isinstance(i, int) or not 0 <= i < n:
             raise _fail(f"operand index {i!r} out of range (there are {n} models)")
-        return Lin.of(Leaf(i))
+        return Lin.of(Operand(i))
     op = node.get("op")
     if op == "call":
-        return _parse_call(node, n)
+        return _parse_call(node, n, ops)
     args = node.get("args")
     if not isinstance(args, list) or not args:
         raise _fail(f"operator {op!r} needs a list of arguments")
-    vals = [_parse(a, n) for a in args]
+    vals = [_parse(a, n, ops) for a in args]
     if op == "add":
         return _sum(vals)
     if op == "neg" and len(vals) == 1:
@@ -195,13 +220,11 @@ def _sum(vals: list[Lin | float]) -> Lin | float:
     return _num(acc)
 
 
-def _parse_call(node: dict, n: int) -> Lin:
-    from expc.runtime.ops.merge import TENSORWISE
-
+def _parse_call(node: dict, n: int, ops: Operators) -> Lin:
     name = node.get("name")
-    op = TENSORWISE.get(name)
-    if op is None:
-        raise _fail(f"{name!r} is not a tensorwise merge operator (known: {', '.join(sorted(TENSORWISE))})")
+    op = ops(name) if isinstance(name, str) else None
+    if op is None or not op.tensorwise:
+        raise _fail(f"{name!r} is not a tensorwise merge operator")
     args = node.get("args")
     if not isinstance(args, dict):
         raise _fail(f"{name}(): arguments must be a record of fields")
@@ -218,17 +241,17 @@ def _parse_call(node: dict, n: int) -> Lin:
             if f.is_list:
                 if not isinstance(v, list) or not v:
                     raise _fail(f"{name}(): {f.name} must be a non-empty list of models")
-                v = tuple(_model_arg(x, n, name, f.name) for x in v)
+                v = tuple(_model_arg(x, n, ops, name, f.name) for x in v)
             else:
-                v = _model_arg(v, n, name, f.name)
+                v = _model_arg(v, n, ops, name, f.name)
         else:
             v = _freeze(v)
         out.append((f.name, v))
-    return Lin.of(Call(name, tuple(out)))
+    return Lin.of(KernelCall(op, tuple(out)))
 
 
-def _model_arg(tree: Any, n: int, op: str, field: str) -> Lin:
-    v = _parse(tree, n)
+def _model_arg(tree: Any, n: int, ops: Operators, op: str, field: str) -> Lin:
+    v = _parse(tree, n, ops)
     if not isinstance(v, Lin):
         raise _fail(f"{op}(): {field} must be a model, got the number {v:g}")
     return v
@@ -240,7 +263,7 @@ def _model_arg(tree: Any, n: int, op: str, field: str) -> Lin:
 def output_cast(lin: Lin) -> tuple[Lin, str | None]:
     """Strip a top-level cast: `cast(e, "bfloat16")` means "write e in bfloat16"."""
     a = lin.single
-    if isinstance(a, Call) and a.name == "cast":
+    if isinstance(a, KernelCall) and a.name == "cast":
         inner, dtype = a.arg("model"), a.arg("dtype")
         inner2, outer = output_cast(inner)
         return inner2, outer or dtype
@@ -256,7 +279,7 @@ def specialize(lin: Lin, tensor: str, hits: dict[str, int] | None = None) -> Lin
 
 
 def _spec_atom(a: Atom, tensor: str, hits) -> Lin:
-    if isinstance(a, Leaf):
+    if isinstance(a, Operand):
         return Lin.of(a)
     if isinstance(a, Prod):
         return Lin.of(Prod(specialize(a.a, tensor, hits), specialize(a.b, tensor, hits)))
@@ -275,14 +298,14 @@ def _spec_atom(a: Atom, tensor: str, hits) -> Lin:
         elif _lins(v):
             v = tuple(specialize(x, tensor, hits) for x in v)
         args.append((f, v))
-    return Lin.of(Call(a.name, tuple(args)))
+    return Lin.of(KernelCall(a.op, tuple(args)))
 
 
 def is_elementwise(lin: Lin) -> bool:
     """True when the value at each position depends only on the inputs at that position, so the
     tensor can be computed in chunks (linear parts, products, casts; not TIES/DARE/SLERP)."""
     for a, _ in lin.terms:
-        if isinstance(a, Leaf):
+        if isinstance(a, Operand):
             continue
         if isinstance(a, (Prod, Quot)):
             if not (is_elementwise(a.a) and is_elementwise(a.b)):
@@ -299,7 +322,7 @@ def describe(lin: Lin, names: list[str] | None = None) -> str:
     """Human form of the folded expression, e.g. "0.2*base + 0.5*m1 + 0.3*m2"."""
 
     def atom(a: Atom) -> str:
-        if isinstance(a, Leaf):
+        if isinstance(a, Operand):
             return names[a.index] if names else f"models[{a.index}]"
         if isinstance(a, Prod):
             return f"({describe(a.a, names)})*({describe(a.b, names)})"
@@ -340,7 +363,7 @@ def coefficient_warnings(lin: Lin) -> list[str]:
     if big:
         out.append(f"coefficient {big[0]:g} is large: the result is far outside the span of the models")
     for a, _ in lin.terms:
-        if isinstance(a, Call) and "weights" in dict(a.args):
+        if isinstance(a, KernelCall) and "weights" in dict(a.args):
             w = a.arg("weights")
             if w and any(x < 0 for x in w):
                 out.append(f"{a.name}(): negative weight in {list(w)}")

@@ -6,6 +6,7 @@ TIES-Merging (Yadav et al. 2023), DARE (Yu et al. 2023), SLERP (mergekit's `sler
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import math
 
@@ -111,3 +112,34 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
 def cast(x: torch.Tensor, dtype: str) -> torch.Tensor:
     """Round to `dtype` (values as that dtype would store them), computing on in float32."""
     return x.to(getattr(torch, dtype)).to(torch.float32)
+
+
+# ---------------------------------------------------------------------- the operators' declared kernels
+# `@op(..., tensorwise=True, kernel="expc.runtime.merge.kernels:NAME")` (expc.runtime.ops.merge): called
+# per tensor as kernel(p, tensor), p's model fields holding that tensor of each argument.
+
+
+def _weights(weights, n: int) -> list[float]:
+    return [1.0] * n if weights is None else [float(w) for w in weights]
+
+
+def ties_kernel(p, tensor: str) -> torch.Tensor:
+    return ties(p.base, p.models, _weights(p.weights, len(p.models)), p.density, p.normalize)
+
+
+def dare_kernel(p, tensor: str) -> torch.Tensor:
+    return dare(p.base, p.models, _weights(p.weights, len(p.models)), p.density, p.rescale, p.seed, tensor)
+
+
+def slerp_kernel(p, tensor: str) -> torch.Tensor:
+    return slerp(p.a, p.b, p.t)
+
+
+def where_kernel(p, tensor: str) -> torch.Tensor:
+    # The merge resolves where() per tensor name before compiling (expr.specialize), so that the branch
+    # not taken is never read; this is the same rule, for a where() reached some other way.
+    return p.a if fnmatch.fnmatchcase(tensor, p.pattern) else p.b
+
+
+def cast_kernel(p, tensor: str) -> torch.Tensor:
+    return cast(p.model, p.dtype)

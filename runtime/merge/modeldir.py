@@ -153,6 +153,28 @@ def check_compatible(ops: list[Operand]) -> None:
                 )
 
 
+def check_known(dirs: list[Path | None], fields: list[str]) -> OpError | None:
+    """`expc check`'s share of the checks above, with the same code and messages: the operands whose
+    directory is known before anything runs (None: a model the program computes) are loaded from their
+    headers and compared. One that cannot be loaded is left out (its pretrained() call reports it);
+    without the first operand nothing is compared, since every message is relative to it."""
+    operands: list[Operand] = []
+    for i, (d, f) in enumerate(zip(dirs, fields)):
+        try:
+            operand = load_operand(d, f) if d is not None and d.is_dir() else None
+        except OpError:
+            operand = None
+        if operand is not None:
+            operands.append(operand)
+        elif i == 0:
+            return None
+    try:
+        check_compatible(operands)
+    except OpError as e:
+        return e
+    return None
+
+
 def main_dtype(tensors) -> str:
     """The most common floating dtype, in the language's names ("float32")."""
     counts = Counter(t.dtype for t in tensors if t.is_float)

@@ -3,7 +3,8 @@ functions `ties`, `dare`, `slerp`, `where`, `cast`.
 
 The checker lowers a model-typed expression, with the tensorwise calls nested in it, into ONE `algebra`
 node; expc.runtime.merge compiles it to a per-tensor function and streams it over the safetensors
-shards. Declarations only: torch is imported when an operator runs.
+shards. Declarations only: torch is imported when an operator runs. The prechecks of `pretrained` and
+`algebra` let `expc check` read the directories' headers (no torch) and report what the run would.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from expc.runtime.api import OpError, Producer
 from expc.runtime.registry import DirPath, Input, Params, op
 
 # ------------------------------------------------------------------------------------------ pretrained
@@ -21,7 +23,24 @@ class PretrainedParams(Params):
     path: DirPath = Field(description="a Hugging Face model directory: config.json + *.safetensors")
 
 
-@op("pretrained", params=PretrainedParams, kinds={"model"}, returns="model", version=1)
+def _precheck_pretrained(args: dict) -> list[OpError]:
+    """At check time, the directory's config.json and safetensors headers, as pretrained() reads them."""
+    from pathlib import Path
+
+    from expc.runtime.merge.modeldir import load_operand
+
+    path = args.get("path")
+    if not isinstance(path, str) or not Path(path).is_dir():
+        return []  # not a constant, or missing: the checker reports a missing path itself
+    try:
+        load_operand(Path(path).resolve(), "path")
+    except OpError as e:
+        return [e]
+    return []
+
+
+@op("pretrained", params=PretrainedParams, kinds={"model"}, returns="model", version=1,
+    precheck=_precheck_pretrained)
 def pretrained(p: PretrainedParams, ctx):
     """A local Hugging Face model directory (safetensors weights only; pickled .bin/.pt are refused)."""
     from pathlib import Path
@@ -46,7 +65,28 @@ class AlgebraParams(Params):
     expr: dict = Field(description="the expression tree over the operands (see runtime/merge/FORMULAS.md)")
 
 
-@op("algebra", params=AlgebraParams, kinds={"merge", "model"}, returns="model", version=1)
+def _precheck_algebra(args: dict) -> list[OpError]:
+    """At check time, the operands that are pretrained() directories are compared as run_algebra
+    compares them (architecture, tensor names, shapes, vocabulary), from their headers."""
+    from pathlib import Path
+
+    from expc.runtime.merge.modeldir import check_known
+
+    models = args.get("models")
+    if not isinstance(models, list):
+        return []
+    dirs = [
+        Path(m.args["path"]).resolve()
+        if isinstance(m, Producer) and m.op == pretrained.name and isinstance(m.args.get("path"), str)
+        else None
+        for m in models
+    ]
+    err = check_known(dirs, [f"models.{i}" for i in range(len(models))])
+    return [err] if err is not None else []
+
+
+@op("algebra", params=AlgebraParams, kinds={"merge", "model"}, returns="model", version=1,
+    precheck=_precheck_algebra)
 def algebra(p: AlgebraParams, ctx):
     """A model-valued expression over models, compiled to one per-tensor function and streamed."""
     from expc.runtime.merge.engine import run_algebra
@@ -64,7 +104,7 @@ def _as_algebra(p: Params, name: str, ctx):
     models: list[Any] = []
     fields: list[str] = []
     args: dict[str, Any] = {}
-    op_ = TENSORWISE[name]
+    op_ = ctx.operator(name)
     for f in op_.fields:
         v = getattr(p, f.name)
         if f.input_types is None:
@@ -100,7 +140,8 @@ class TiesParams(Params):
         return self
 
 
-@op("ties", params=TiesParams, kinds={"merge"}, returns="model", version=1, tensorwise=True)
+@op("ties", params=TiesParams, kinds={"merge"}, returns="model", version=1, tensorwise=True,
+    kernel="expc.runtime.merge.kernels:ties_kernel")
 def ties(p: TiesParams, ctx):
     """TIES-Merging: trim task vectors to the top density by magnitude, elect signs, disjoint mean."""
     return _as_algebra(p, "ties", ctx)
@@ -120,7 +161,8 @@ class DareParams(Params):
         return self
 
 
-@op("dare", params=DareParams, kinds={"merge"}, returns="model", version=1, tensorwise=True)
+@op("dare", params=DareParams, kinds={"merge"}, returns="model", version=1, tensorwise=True,
+    kernel="expc.runtime.merge.kernels:dare_kernel")
 def dare(p: DareParams, ctx):
     """DARE: drop task-vector entries at random (keep with probability density), rescale, add."""
     return _as_algebra(p, "dare", ctx)
@@ -132,7 +174,8 @@ class SlerpParams(Params):
     t: float = Field(0.5, ge=0.0, le=1.0, description="interpolation position")
 
 
-@op("slerp", params=SlerpParams, kinds={"merge"}, returns="model", version=1, tensorwise=True)
+@op("slerp", params=SlerpParams, kinds={"merge"}, returns="model", version=1, tensorwise=True,
+    kernel="expc.runtime.merge.kernels:slerp_kernel")
 def slerp(p: SlerpParams, ctx):
     """Spherical linear interpolation per tensor (linear when the tensors are nearly colinear)."""
     return _as_algebra(p, "slerp", ctx)
@@ -144,7 +187,8 @@ class WhereParams(Params):
     b: Input["model"] = Field(description="where the other tensors come from")
 
 
-@op("where", params=WhereParams, kinds={"merge"}, returns="model", version=1, tensorwise=True)
+@op("where", params=WhereParams, kinds={"merge"}, returns="model", version=1, tensorwise=True,
+    kernel="expc.runtime.merge.kernels:where_kernel")
 def where(p: WhereParams, ctx):
     """Tensors whose name matches the glob come from `a`, the others from `b`."""
     return _as_algebra(p, "where", ctx)
@@ -155,10 +199,8 @@ class CastParams(Params):
     dtype: Literal["float32", "float16", "bfloat16"] = Field(description="the dtype to store")
 
 
-@op("cast", params=CastParams, kinds={"merge"}, returns="model", version=1, tensorwise=True)
+@op("cast", params=CastParams, kinds={"merge"}, returns="model", version=1, tensorwise=True,
+    kernel="expc.runtime.merge.kernels:cast_kernel")
 def cast(p: CastParams, ctx):
     """The output dtype of a merge (outermost), or a rounding to that dtype (nested)."""
     return _as_algebra(p, "cast", ctx)
-
-
-TENSORWISE = {o.name: o for o in (ties, dare, slerp, where, cast)}
