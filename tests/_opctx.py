@@ -22,6 +22,8 @@ class OpContext:
         self.seed = 0
         self.workers = 1
         self.backend = "local"
+        self.address = None
+        self.env = {}
         self.logs: list[tuple[str, float, int | None]] = []
         self.warnings: list[tuple[str, str | None]] = []
         self.progressed = 0
@@ -45,9 +47,11 @@ class OpContext:
     def warn(self, message, field=None):
         self.warnings.append((message, field))
 
-    def fresh_out(self, name: str) -> "OpContext":
-        """A context for another node: same root, its own out/work dirs."""
-        return OpContext(self.root / name, node=name)
+    def operator(self, name):
+        # the registry of the shipped operators (a real run gives the program's own)
+        from expc.runtime.registry import load_registry
+
+        return load_registry().get(name)
 
 
 def run(operator, ctx, **params):

@@ -33,3 +33,32 @@ def test_spec_and_interpreter_sources_never_import_torch():
             for line in path.read_text().splitlines():
                 stripped = line.strip()
                 assert not stripped.startswith(("import torch", "from torch")), f"{path}: {line}"
+
+
+def _imported_modules(path) -> list[tuple[int, str]]:
+    """(line, module) of every import statement in a file, at any depth (function-level ones too)."""
+    import ast
+
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            out += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.append((node.lineno, node.module))
+    return out
+
+
+def test_runtime_never_imports_the_interpreter():
+    # runtime/ is what a program computes; what it means and where it runs (ctx.map's workers
+    # included) is the interpreter's: operators reach it only through the Context they are given.
+    files = sorted((ROOT / "runtime").rglob("*.py"))
+    assert files
+    bad = [f"{p.relative_to(ROOT)}:{line}: {m}" for p in files for line, m in _imported_modules(p)
+           if m == "expc.interpreter" or m.startswith("expc.interpreter.")]
+    assert not bad, "\n".join(bad)
+
+
+def test_the_import_scan_sees_function_level_imports(tmp_path):
+    f = tmp_path / "m.py"
+    f.write_text("def g():\n    from expc.interpreter.executor import NodeFailed\n    import expc.interpreter\n")
+    assert _imported_modules(f) == [(2, "expc.interpreter.executor"), (3, "expc.interpreter")]

@@ -17,7 +17,42 @@ from typing import Annotated, Any
 
 from pydantic import Field, field_validator
 
-from expc.runtime.registry import Deferred, Input, Params, op
+from expc.runtime.registry import Deferred, Evaluates, Input, Params, op
+from expc.runtime.types import value_type
+
+
+def _search_summary(v) -> str | None:
+    """`8 trials (2 pruned), best ppl = 12.3 at w1=0.41, w2=0.2`; two objectives: the best by the
+    first, and the size of the Pareto set."""
+    if not isinstance(v, dict) or not isinstance(v.get("trials"), list):
+        return None
+    trials = v["trials"]
+    states: dict[str, int] = {}
+    for t in trials:
+        state = t.get("state", "?") if isinstance(t, dict) else "?"
+        states[state] = states.get(state, 0) + 1
+    others = ", ".join(f"{n} {s}" for s, n in states.items() if s != "complete")
+    head = f"{len(trials)} trial{'s' if len(trials) != 1 else ''}" + (f" ({others})" if others else "")
+    if v.get("best_value") is None:
+        return head
+    objectives = v.get("objectives") or ["value"]
+    best = ", ".join(f"{k}={_num(x, 4)}" for k, x in (v.get("best") or {}).items())
+    line = f"{head}, best {objectives[0]} = {_num(v['best_value'], 6)} at {best or 'no params'}"
+    if len(objectives) > 1:
+        line += f"; {len(v.get('pareto') or [])} on the Pareto front"
+    return line
+
+
+def _num(x, digits: int) -> str:
+    return f"{x:.{digits}g}" if isinstance(x, float) else str(x)
+
+
+SEARCH = value_type("search", "the result of a search (members .best, .best_value, .trials, .pareto)",
+                    members={"best": "record", "best_value": "number", "trials": "list", "pareto": "list"},
+                    kinds={"search"}, summary=_search_summary)
+OBJECTIVE = value_type("objective", "a search objective (minimize / maximize)", node=False)
+SAMPLER = value_type("sampler", "an Optuna sampler", node=False)
+PRUNER = value_type("pruner", "an Optuna pruner", node=False)
 
 # ------------------------------------------------------------------------------------------ objectives
 
@@ -41,12 +76,34 @@ def maximize(p: ObjectiveParams, ctx=None) -> None:
 # -------------------------------------------------------------------------------------------- samplers
 
 
-class SeededParams(Params):
+def derived_seed(seed: int, i: int) -> int:
+    """The sampler seed of the i-th finished trial. Reseeding per trial (rather than one RNG for the
+    whole study) makes a resumed study draw exactly what an uninterrupted one would have drawn."""
+    return (int(seed) * 1_000_003 + i * 7919 + 17) % (2**31 - 1)
+
+
+class SamplerParams(Params):
+    """A sampler's configuration; the search receives it (validated) and asks it for an Optuna
+    sampler before each trial. Optuna is imported only then."""
+
     seed: int = Field(0, description="sampler seed: a search with parallel = 1 is deterministic given it")
 
+    def grid_points(self) -> int | None:
+        """Points per float param when the sampler enumerates a grid; None for a sampler that draws."""
+        return None
 
-class TpeParams(SeededParams):
+    def make(self, i: int, grid: dict[str, list[Any]] | None, multi: bool) -> Any:
+        """The Optuna sampler for the i-th trial (several objectives when `multi`)."""
+        raise NotImplementedError
+
+
+class TpeParams(SamplerParams):
     startup: int = Field(10, ge=0, le=100_000, description="random trials before TPE models the history")
+
+    def make(self, i, grid, multi):
+        import optuna
+
+        return optuna.samplers.TPESampler(seed=derived_seed(self.seed, i), n_startup_trials=int(self.startup))
 
 
 @op("tpe", params=TpeParams, returns="sampler", inline=True)
@@ -54,14 +111,30 @@ def tpe(p: TpeParams, ctx=None) -> None:
     """Tree-structured Parzen estimator (Optuna's default), after `startup` random trials."""
 
 
-@op("random", params=SeededParams, returns="sampler", inline=True)
-def random(p: SeededParams, ctx=None) -> None:
+class RandomParams(SamplerParams):
+    def make(self, i, grid, multi):
+        import optuna
+
+        return optuna.samplers.RandomSampler(seed=derived_seed(self.seed, i))
+
+
+@op("random", params=RandomParams, returns="sampler", inline=True)
+def random(p: RandomParams, ctx=None) -> None:
     """Independent uniform sampling of every searched param."""
 
 
-class GridParams(SeededParams):
+class GridParams(SamplerParams):
     points: int = Field(5, ge=2, le=10_000, description="grid points of each float param (ends included; "
                         "log-spaced for loguniform)")
+
+    def grid_points(self) -> int:
+        return int(self.points)
+
+    def make(self, i, grid, multi):
+        from expc.runtime.search.space import GridSampler
+
+        # Not the per-trial seed: the grid's order is shuffled with it, and must be the same every trial.
+        return GridSampler(grid or {}, seed=int(self.seed))
 
 
 @op("grid", params=GridParams, returns="sampler", inline=True)
@@ -70,8 +143,24 @@ def grid(p: GridParams, ctx=None) -> None:
     floats for uniform / loguniform. Trials beyond the grid's size are not run (with a warning)."""
 
 
-@op("cmaes", params=SeededParams, returns="sampler", inline=True)
-def cmaes(p: SeededParams, ctx=None) -> None:
+class CmaesParams(SamplerParams):
+    def make(self, i, grid, multi):
+        import optuna
+
+        from expc.runtime.api import OpError
+
+        if multi:
+            raise OpError("cmaes() optimizes a single objective", field="sampler", hint="use tpe() or random()")
+        try:
+            import cmaes  # noqa: F401
+        except ImportError:
+            raise OpError("cmaes() needs the `cmaes` package, which is not installed", field="sampler",
+                          hint="pip install cmaes, or use tpe()") from None
+        return optuna.samplers.CmaEsSampler(seed=derived_seed(self.seed, i), warn_independent_sampling=False)
+
+
+@op("cmaes", params=CmaesParams, returns="sampler", inline=True)
+def cmaes(p: CmaesParams, ctx=None) -> None:
     """CMA-ES over the numeric params (needs the `cmaes` package; choice params are sampled at random)."""
 
 
@@ -82,6 +171,11 @@ class MedianParams(Params):
     startup: int = Field(5, ge=0, description="trials finished before any pruning")
     warmup: int = Field(0, ge=0, description="steps of a trial before it may be pruned")
     metric: str = Field("loss", min_length=1, description="the logged metric reported as the intermediate value")
+
+    def make(self) -> Any:
+        import optuna
+
+        return optuna.pruners.MedianPruner(n_startup_trials=int(self.startup), n_warmup_steps=int(self.warmup))
 
 
 @op("median", params=MedianParams, returns="pruner", inline=True)
@@ -94,19 +188,17 @@ def median(p: MedianParams, ctx=None) -> None:
 
 # ---------------------------------------------------------------------------------------------- search
 
-SAMPLERS = ("tpe", "random", "grid", "cmaes")
-
 
 class SearchParams(Params):
     objective: Annotated[Any, Deferred()] = Field(
         description="minimize(EVAL), maximize(EVAL), or a list of them (multi-objective: the Pareto set)"
     )
-    sampler: Any = Field({"$op": "tpe", "seed": 0, "startup": 10}, description="tpe(seed), random(seed), "
-                          "grid(), cmaes(seed)")
+    sampler: Input["sampler"] = Field({"$op": "tpe", "seed": 0, "startup": 10},
+                                      description="tpe(seed), random(seed), grid(), cmaes(seed)")
     trials: int = Field(20, ge=1, le=1_000_000, description="number of trials (a resumed search runs the rest)")
     parallel: int = Field(1, ge=1, le=1024, description="trials at once: local worker processes, or Ray tasks "
                           'with backend = "ray"')
-    pruner: Any = Field(None, description="median() or none")
+    pruner: Input["pruner"] = Field(None, description="median() or none")
     over: Annotated[list[Any] | None, Deferred()] = Field(
         None, description="the params to search (default: every `~` param the objective depends on)"
     )
@@ -122,20 +214,6 @@ class SearchParams(Params):
                 raise ValueError("expected minimize(EVAL), maximize(EVAL) or a list of them")
         return v
 
-    @field_validator("sampler")
-    @classmethod
-    def _sampler(cls, v):
-        if not (isinstance(v, dict) and v.get("$op") in SAMPLERS):
-            raise ValueError("expected a sampler: " + ", ".join(f"{s}(...)" for s in SAMPLERS))
-        return v
-
-    @field_validator("pruner")
-    @classmethod
-    def _pruner(cls, v):
-        if v is not None and not (isinstance(v, dict) and v.get("$op") == "median"):
-            raise ValueError("expected median(...) or none")
-        return v
-
     @field_validator("over")
     @classmethod
     def _over(cls, v):
@@ -149,7 +227,8 @@ class SearchParams(Params):
         return v
 
 
-@op("search", params=SearchParams, kinds={"search"}, returns="search", version=1)
+@op("search", params=SearchParams, kinds={"search"}, returns="search", version=1,
+    evaluates=Evaluates(over="over"))
 def search(p: SearchParams, ctx) -> dict:
     """Search params with Optuna: each trial evaluates the objective with that trial's params, rerunning
     only what depends on them. The result has `best` (a record of params: `node(NAME.best)` rebuilds a

@@ -1,2 +1,3 @@
-"""The search runtime (Optuna): search spaces, the trial loop, and the local / process / Ray backends.
+"""The search runtime (Optuna): the ask/tell trial loop and the objectives. Where trials run (this
+process, worker processes, Ray tasks) is the interpreter's business: the loop calls ctx.map.
 Imported only when a `search` node runs."""

@@ -1,4 +1,6 @@
-"""The trial loop: ask Optuna for params, evaluate the objective under them, tell the result.
+"""The trial loop, in the shape of Optuna's ask/tell: ask a generation of up to `parallel` trials,
+evaluate the objective under each with ctx.map (here, in worker processes or as Ray tasks: the
+interpreter decides), tell the results, repeat.
 
 The study is stored in SQLite (Optuna RDB storage) in the node's work dir under the node's key, so a
 killed or cancelled search resumes: finished trials are kept and only the remainder runs. Trials that
@@ -17,10 +19,8 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from expc.runtime.api import OpError
-from expc.runtime.search.backends import InProcess, Processes, RayTasks
-from expc.runtime.search.space import distribution, grid_values, make_pruner, make_sampler
-from expc.runtime.search.trial import Target, is_finite, targets_of
+from expc.runtime.api import MapResult, OpError, Pruned
+from expc.runtime.search.trial import Target, is_finite, objective_value, targets_of
 
 _COUNTED = "expc_counted"  # user attr of trials that count toward `trials` (finished, even with nan)
 
@@ -29,8 +29,7 @@ def searched_params(p, ctx, targets: list[Target]) -> list[str]:
     if p.over is not None:
         names = []
         for i, x in enumerate(p.over):
-            decl = ctx.param_decl(x["$param"])
-            if decl is None or decl.dist is None:
+            if ctx.distribution(x["$param"]) is None:
                 raise OpError(f"'{x['$param']}' is not a searchable param: declare it with `param "
                               f"{x['$param']} ~ uniform(...)` (or loguniform, int, choice)", field=f"over.{i}")
             if x["$param"] not in names:
@@ -39,8 +38,8 @@ def searched_params(p, ctx, targets: list[Target]) -> list[str]:
     used: set[str] = set()
     for t in targets:
         used |= set(ctx.params_of(t.node))
-    fixed = set(getattr(ctx, "env", None) or {})  # params set on the command line stay fixed
-    names = sorted(n for n in used - fixed if (d := ctx.param_decl(n)) is not None and d.dist is not None)
+    fixed = set(ctx.env)  # params set on the command line stay fixed
+    names = sorted(n for n in used - fixed if ctx.distribution(n) is not None)
     if not names:
         raise OpError("the objective depends on no searched param: nothing to search",
                       field="objective", hint="declare one with `param w ~ uniform(0, 1)` and use it upstream")
@@ -66,75 +65,81 @@ def run_search(p, ctx) -> dict:
     started = time.time()
     targets = targets_of(p.objective)
     names = searched_params(p, ctx, targets)
-    dists = {n: distribution(n, ctx.param_decl(n).dist) for n in names}
+    space = {n: ctx.distribution(n) for n in names}
+    dists = {n: d.optuna() for n, d in space.items()}
     multi = len(targets) > 1
     trials = p.trials
     grid = None
-    if p.sampler["$op"] == "grid":
-        grid = {n: grid_values(n, ctx.param_decl(n).dist, int(p.sampler.get("points", 5))) for n in names}
+    points = p.sampler.grid_points()
+    if points is not None:
+        grid = {n: d.grid(points) for n, d in space.items()}
         size = math.prod(len(v) for v in grid.values())
         if trials > size:
             ctx.warn(f"the grid has {size} points; running {size} trials, not {trials}", field="trials")
             trials = size
-    remote = p.parallel > 1 or getattr(ctx, "backend", "local") == "ray"
+    remote = p.parallel > 1 or ctx.backend == "ray"
     if p.pruner is not None:
         if multi:
             raise OpError("pruning needs a single objective", field="pruner", hint="use pruner = none")
         if remote:
             ctx.warn("trials in worker processes or Ray tasks are not pruned (only with parallel = 1)",
                      field="pruner")
-    make_sampler(p.sampler, 0, grid, multi)  # reports a sampler that cannot run before any work
-    study = _open_study(ctx, [t.direction for t in targets], make_pruner(p.pruner))
+    p.sampler.make(0, grid, multi)  # reports a sampler that cannot run before any work
+    pruner = p.pruner.make() if p.pruner is not None else optuna.pruners.NopPruner()
+    study = _open_study(ctx, [t.direction for t in targets], pruner)
     done = _counted(study)
     advance = ctx.progress(trials, "search")
     if done:
         advance(done)
 
-    backend = None
-    asked: dict[int, optuna.trial.Trial] = {}
+    metric = p.pruner.metric if p.pruner is not None and not remote else None
+    asked: list[optuna.trial.Trial] = []
     try:
-        hook = (lambda number: _pruning_hook(asked[number], p.pruner["metric"], number)) if p.pruner else None
-        local = InProcess(ctx.evaluate, targets, hook)
-        if remote and done < trials:
-            # One trial here first: it computes the shared upstream work (the fine-tunes) once, before
-            # several workers would each start on it.
-            _ask_and_submit(study, p, grid, multi, dists, asked, local, done)
-            done += _finish(study, ctx, targets, names, asked, *local.wait())
-            advance(1)
-        backend = _backend(p, ctx, targets, local)
-        while done < trials:
+        # With workers, one trial here first: it computes the shared upstream work (the fine-tunes)
+        # once, before several workers would each start on it.
+        first = remote
+        while done < trials:  # ask a generation, map it, tell the results
             ctx.check_cancelled()
-            while len(asked) < p.parallel and done + len(asked) < trials:
-                _ask_and_submit(study, p, grid, multi, dists, asked, backend, done)
-            done += _finish(study, ctx, targets, names, asked, *backend.wait())
-            advance(1)
+            for _ in range(1 if first else min(p.parallel, trials - done)):
+                # Reseed from the count of trials finished or asked: deterministic for parallel = 1.
+                study.sampler = p.sampler.make(done + len(asked), grid, multi)
+                asked.append(study.ask(dists))
+            outcomes = _evaluate(ctx, targets, asked, p.parallel, first, metric)
+            told = _tell(study, ctx, names, asked, outcomes)
+            done += told
+            advance(told)
+            first = False
     finally:
-        for t in asked.values():  # interrupted: in-flight trials do not count
+        for t in asked:  # interrupted: in-flight trials do not count
             study.tell(t, state=TrialState.FAIL)
-        if backend is not None:
-            backend.close()
     return _result(study, ctx, targets, names, time.time() - started)
 
 
-def _backend(p, ctx, targets, local):
-    if p.parallel <= 1 and getattr(ctx, "backend", "local") != "ray":
-        return local
-    if getattr(ctx, "backend", "local") == "ray":
-        return RayTasks(ctx.worker_spec(), targets, getattr(ctx, "address", None))
-    return Processes(ctx.worker_spec(), targets, p.parallel)
-
-
-def _ask_and_submit(study, p, grid, multi, dists, asked, backend, done) -> None:
-    # Reseed from the count of trials finished or in flight: deterministic for parallel = 1.
-    study.sampler = make_sampler(p.sampler, done + len(asked), grid, multi)
-    trial = study.ask(dists)
-    asked[trial.number] = trial
-    backend.submit(trial.number, dict(trial.params))
+def _evaluate(ctx, targets: list[Target], asked: list, parallel: int, in_process: bool,
+              metric: str | None) -> list[tuple[MapResult | None, list[float], float]]:
+    """Each asked trial's (failure or None, objective values, seconds): one ctx.map per objective, the
+    later ones only over the trials the earlier ones did not fail (they find the shared work stored)."""
+    bindings = [dict(t.params) for t in asked]
+    hooks = [_pruning_hook(t, metric, t.number) for t in asked] if metric else None
+    failed: dict[int, MapResult] = {}
+    values: list[list[float]] = [[] for _ in asked]
+    seconds = [0.0] * len(asked)
+    for target in targets:
+        todo = [i for i in range(len(asked)) if i not in failed]
+        on_metric = (lambda j, *a, todo=todo: hooks[todo[j]](*a)) if hooks else None
+        results = ctx.map(target.node, [bindings[i] for i in todo], parallel=parallel, on_metric=on_metric,
+                          in_process=in_process)
+        for i, r in zip(todo, results):
+            seconds[i] += r.seconds
+            if r.ok:
+                values[i].append(objective_value(r.value, target))
+            else:
+                failed[i] = r
+    return [(failed.get(i), values[i], seconds[i]) for i in range(len(asked))]
 
 
 def _pruning_hook(trial: optuna.trial.Trial, metric: str, number: int):
     """Report each value of `metric` that the trial's nodes log to Optuna; stop when it says prune."""
-    from expc.runtime.api import Pruned
 
     def on_metric(node: str, name: str, value: float, step: int | None) -> None:
         if name != metric or step is None or not math.isfinite(value):
@@ -146,43 +151,42 @@ def _pruning_hook(trial: optuna.trial.Trial, metric: str, number: int):
     return on_metric
 
 
-def _finish(study, ctx, targets, names, asked, number: int, result: dict) -> int:
-    trial = asked.pop(number)
-    if result.get("pruned"):
+def _tell(study, ctx, names, asked: list, outcomes) -> int:
+    """Tell Optuna how each trial of a generation went; returns how many count toward `trials`. A
+    trial that failed fails the search, with its node's diagnostic, once the others are told."""
+    counted = 0
+    failure: MapResult | None = None
+    for trial, (failed, values, seconds) in zip(asked, outcomes):
+        number = trial.number
+        if failed is not None and failed.pruned:
+            trial.set_user_attr(_COUNTED, True)
+            trial.set_user_attr("seconds", seconds)
+            study.tell(trial, state=TrialState.PRUNED)
+            ctx.log("pruned", 1.0, step=number)
+            counted += 1
+            continue
+        if failed is not None:
+            study.tell(trial, state=TrialState.FAIL)
+            failure = failure or failed
+            continue
         trial.set_user_attr(_COUNTED, True)
-        trial.set_user_attr("seconds", float(result.get("seconds", 0.0)))
-        study.tell(trial, state=TrialState.PRUNED)
-        ctx.log("pruned", 1.0, step=number)
-        return 1
-    if not result.get("ok"):
-        study.tell(trial, state=TrialState.FAIL)
-        _raise_remote(result.get("error") or {})
-    values = result["values"]
-    trial.set_user_attr(_COUNTED, True)
-    trial.set_user_attr("seconds", float(result.get("seconds", 0.0)))
-    if is_finite(values):
-        study.tell(trial, values if len(values) > 1 else values[0])
-    else:  # Optuna keeps non-finite objectives as failed trials; they still count
-        ctx.warn(f"trial {number}: the objective is not finite ({values}); the trial is marked failed")
-        study.tell(trial, state=TrialState.FAIL)
-    for i, v in enumerate(values):
-        ctx.log("objective" if len(values) == 1 else f"objective.{i}", v, step=number)
-    for n in names:
-        v = trial.params.get(n)
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            ctx.log(f"param.{n}", float(v), step=number)
-    return 1
-
-
-def _raise_remote(error: dict) -> None:
-    """A worker's diagnostic, shown as if the node had failed here (it did, in another process)."""
-    from expc.interpreter.executor import NodeFailed
-    from expc.spec.diagnostics import Diagnostic, Span
-
-    s = error.get("span")
-    span = Span(s["file"], s["line"], s["col"], s["end_line"], s["end_col"]) if s else None
-    raise NodeFailed(Diagnostic(error.get("code", "E600"), error.get("message", "a search trial failed"), span,
-                                hint=error.get("hint")))
+        trial.set_user_attr("seconds", seconds)
+        if is_finite(values):
+            study.tell(trial, values if len(values) > 1 else values[0])
+        else:  # Optuna keeps non-finite objectives as failed trials; they still count
+            ctx.warn(f"trial {number}: the objective is not finite ({values}); the trial is marked failed")
+            study.tell(trial, state=TrialState.FAIL)
+        for i, v in enumerate(values):
+            ctx.log("objective" if len(values) == 1 else f"objective.{i}", v, step=number)
+        for n in names:
+            v = trial.params.get(n)
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                ctx.log(f"param.{n}", float(v), step=number)
+        counted += 1
+    asked.clear()
+    if failure is not None:
+        failure.get()  # raises the node's failure, as if the search had evaluated it here
+    return counted
 
 
 def _trial_row(t: optuna.trial.FrozenTrial, multi: bool) -> dict:
