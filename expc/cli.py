@@ -156,6 +156,41 @@ def cmd_ops(args) -> int:
     return EXIT_OK
 
 
+def cmd_types(args) -> int:
+    """The value types: built-in and declared (expc.runtime.types), with parents, members and kinds."""
+    from expc.runtime.registry import load_registry
+    from expc.runtime.types import format_type
+    from expc.spec.types import KINDS
+
+    types = load_registry().types
+    names = types.names()
+    if args.name:
+        if not types.known(args.name):
+            from expc.spec.diagnostics import did_you_mean
+
+            hint = did_you_mean(args.name, names)
+            raise UsageError(f"unknown type '{args.name}'" + (f"; {hint}" if hint else ""))
+        names = [args.name]
+    for name in names:
+        t = types.get(name)
+        shown = format_type(name, t.params) if t else name
+        parent = f" < {t.parent}" if t and t.parent else ""
+        print(f"{shown}{parent}  {types.doc(name)}")
+        if args.name or t is not None:
+            members = types.members(shown) or {}
+            kinds = [k for k in KINDS if name in types.kind_types(k)]
+            details = [f".{m}: {mt}" for m, mt in members.items()]
+            if kinds:
+                details.append("kinds: " + ", ".join(kinds))
+            if t is not None and not t.node:
+                details.append("inline configuration value")
+            if t is not None and t.algebra:
+                details.append(f"arithmetic: {t.algebra}")
+            if details:
+                print("    " + "; ".join(details))
+    return EXIT_OK
+
+
 def cmd_run(args) -> int:
     from expc.interpreter.session import Session
 
@@ -170,8 +205,8 @@ def cmd_run(args) -> int:
     try:
         session = Session.open(args.file, overrides, args.cache, sources=sources, settings=settings or None)
     except CompileError as e:
-        _print_diags(e.diagnostics, sources)
-        return EXIT_USAGE if all(d.code == "E002" or d.code == "E001" for d in e.diagnostics) else EXIT_ERRORS
+        _print_diags(e.diagnostics, sources, args.json)
+        return EXIT_USAGE if _usage_error(e) else EXIT_ERRORS
     if session.warnings:
         _print_diags(session.warnings, sources)
     for name, _ in saves:
@@ -180,13 +215,22 @@ def cmd_run(args) -> int:
     if args.dry_run:
         from expc.interpreter.console import print_plan
 
-        print_plan(session.dry_run())
+        rows = session.dry_run()
+        if args.json:
+            print(json.dumps({"plan": [dict(zip(("node", "op", "status", "why"), r)) for r in rows]}, indent=2))
+        else:
+            print_plan(rows)
         return EXIT_OK
     from expc.interpreter.console import Console
 
     console = Console()
-    result = session.run(events=console.events())
+    with _stdout_to_stderr(args.json):  # with --json, stdout carries the JSON alone
+        result = session.run(events=console.events())
     console.close()
+    if args.json:
+        from expc.interpreter.results import from_session
+
+        print(json.dumps(from_session(session, result).to_json(), indent=2, default=str))
     if result.failure is not None:
         _print_diags([result.failure], sources)
         print(f"run {result.run_id} failed; finished nodes are kept in {session.store.root}", file=sys.stderr)
@@ -194,9 +238,11 @@ def cmd_run(args) -> int:
     if result.status != "ok":
         print(f"run {result.run_id} {result.status}; finished nodes are kept", file=sys.stderr)
         return EXIT_ERRORS
-    console.results(session, result)
-    for name, dest in saves:
-        _save(session, result, name, dest)
+    if not args.json:
+        console.results(session, result)
+    with _stdout_to_stderr(args.json):
+        for name, dest in saves:
+            _save(session, result, name, dest)
     return EXIT_OK
 
 
@@ -221,17 +267,21 @@ def cmd_runs(args) -> int:
 
 def cmd_show(args) -> int:
     from expc.interpreter.console import print_run
+    from expc.interpreter.results import from_registry
     from expc.interpreter.runs import Runs
     from expc.interpreter.session import DEFAULT_STORE
 
     root = Path(args.cache or DEFAULT_STORE)
     if not (root / "runs.sqlite").exists():
         raise UsageError(f"no runs in {root}")
-    runs = Runs(root)
-    row = runs.run_row(args.run)
-    if row is None:
-        raise UsageError(f"no run {args.run} in {root}")
-    print_run(runs, row, root)
+    try:
+        results = from_registry(root, args.run)
+    except LookupError as e:
+        raise UsageError(str(e)) from None
+    if args.json:
+        print(json.dumps(results.to_json(), indent=2, default=str))
+    else:
+        print_run(results, Runs(root))
     return EXIT_OK
 
 
@@ -243,6 +293,12 @@ def _parse_save(text: str) -> tuple[str, str]:
         raise UsageError(f"--save expects NAME=DIR, got '{text}'")
     name, dest = text.split("=", 1)
     return name.strip(), dest.strip()
+
+
+def _stdout_to_stderr(on: bool):
+    import contextlib
+
+    return contextlib.redirect_stdout(sys.stderr) if on else contextlib.nullcontext()
 
 
 def _save(session, result, name: str, dest: str) -> None:
@@ -307,6 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cache", help="store directory (default .expc)")
     s.add_argument("--backend", choices=["local", "ray"], help="override experiment.backend")
     s.add_argument("--address", help="Ray cluster address (with --backend ray)")
+    s.add_argument("--json", action="store_true",
+                   help="print the run and every declared result as JSON (progress goes to stderr)")
     s.set_defaults(fn=cmd_run)
 
     s = sub.add_parser("watch", help="rerun on save, rerunning only what changed")
@@ -336,6 +394,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("name", nargs="?")
     s.set_defaults(fn=cmd_ops)
 
+    s = sub.add_parser("types", help="list value types, or show one")
+    s.add_argument("name", nargs="?")
+    s.set_defaults(fn=cmd_types)
+
     s = sub.add_parser("runs", help="list runs")
     s.add_argument("--cache")
     s.add_argument("--limit", type=int, default=30)
@@ -344,8 +406,17 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("show", help="print a run's results (default: the last run)")
     s.add_argument("run", nargs="?", type=int)
     s.add_argument("--cache")
+    s.add_argument("--json", action="store_true", help="the run and every declared result as JSON")
     s.set_defaults(fn=cmd_show)
     return p
+
+
+def _usage_error(e: CompileError) -> bool:
+    """A problem of the command line (exit 2): a missing file, a bad override key, or errors the
+    overrides cause in a file that checks without them."""
+    from expc.interpreter.overrides import OverrideError
+
+    return isinstance(e, OverrideError) or all(d.code in ("E001", "E002") for d in e.diagnostics)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -369,8 +440,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except CompileError as e:
         _print_diags(e.diagnostics, None, getattr(args, "json", False))
-        usage = all(d.code in ("E001", "E002") for d in e.diagnostics)
-        return EXIT_USAGE if usage else EXIT_ERRORS
+        return EXIT_USAGE if _usage_error(e) else EXIT_ERRORS
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from expc.interpreter.checker import check
 from expc.interpreter.loader import load
+from expc.interpreter.overrides import apply_overrides
 from expc.runtime.registry import Registry, load_registry
 from expc.spec.diagnostics import SourceCache
 from expc.spec.ir import Program
@@ -18,13 +20,20 @@ class Compiled:
     sources: SourceCache
     texts: dict[str, str]  # file -> source text (for fmt and watch)
     warnings: list = field(default_factory=list)  # Diagnostics of severity "warning"
+    env: dict[str, Any] = field(default_factory=dict)  # params bound by command-line overrides
 
 
 def compile(path: str | Path, registry: Registry | None = None, sources: SourceCache | None = None,
-            text: str | None = None) -> Compiled:
+            text: str | None = None, overrides: list[str] | None = None) -> Compiled:
     """Parse `path` and its imports, resolve names, check types and params: raise CompileError with
-    every diagnostic found, or return the typed IR."""
+    every diagnostic found, or return the typed IR. With `overrides` (KEY=VALUE), the file is checked
+    alone first (its errors are its own), then with the overrides applied to its syntax tree
+    (expc.interpreter.overrides): what they break is raised as OverrideError."""
     sources = sources or SourceCache()
+    registry = registry or load_registry()
     loaded = load(path, sources, text)
-    program, warnings = check(loaded, registry or load_registry())
-    return Compiled(program, sources, loaded.texts, warnings)
+    program, warnings = check(loaded, registry)
+    env: dict[str, Any] = {}
+    if overrides:
+        program, warnings, env = apply_overrides(loaded, program, registry, list(overrides), sources)
+    return Compiled(program, sources, loaded.texts, warnings, env)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -73,40 +72,36 @@ class Console:
         self._stop_bar()
 
     def results(self, session, result) -> None:
-        from expc.runtime.api import Artifact
+        from expc.interpreter.reports import print_reports
+        from expc.interpreter.results import from_session
 
+        results = from_session(session, result)
         run_dir = session.run_dir(result.run_id)
-        rows = []
-        for name, value in result.results.items():
-            node = session.program.nodes[name]
-            artifacts = [value] if isinstance(value, Artifact) else (
-                [v for v in value.values() if isinstance(v, Artifact)] if isinstance(value, dict) else [])
-            if artifacts and (run_dir / name).exists():
-                tags = sorted({a.tag for a in artifacts})
-                members = "" if isinstance(value, Artifact) else " (" + ", ".join(
-                    k for k, v in value.items() if isinstance(v, Artifact)) + ")"
-                shown = f"{', '.join(tags)}{members}{_fields(value)} in {_rel(run_dir / name)}"
-            else:
-                shown = summarize(value)
-            rows.append((name, node.kind or "", node.op, shown))
+        rows = [(name, r.kind or "", r.op, result_text(r, run_dir / name)) for name, r in results.items()]
         print_table(["node", "kind", "op", "result"], rows)
         ran = len(result.ran)
         cached = sum(1 for _, _, s in result.trail if s == "cached")
         print(f"run {result.run_id}: {ran} ran, {cached} cached; results in {_rel(run_dir)}")
-        from expc.interpreter.reports import print_reports
-
         print_reports(session, result)
 
 
-def _fields(value: Any) -> str:
-    """A few scalar fields of an artifact: ` (annecs=1, transfers=2)`."""
+def result_text(r, linked: Path) -> str:
+    """A result's summary, and where its files are: `n=3 examples, 27 bytes; data in .expc/runs/1/head`."""
+    tags = _artifact_tags(r.data)
+    if tags and linked.exists():
+        return f"{r.summary}; {tags} in {_rel(linked)}"
+    return r.summary
+
+
+def _artifact_tags(value: Any) -> str:
+    """`model`, or `data` for a record of artifacts (a split); "" when the value holds none."""
     from expc.runtime.api import Artifact
 
-    if not isinstance(value, Artifact):
-        return ""
-    items = [(k, v) for k, v in value.model_dump(exclude={"path"}).items()
-             if isinstance(v, (int, float, str)) and not isinstance(v, bool) and v != ""][:4]
-    return " (" + ", ".join(f"{k}={_num(v)}" for k, v in items) + ")" if items else ""
+    if isinstance(value, Artifact):
+        return value.tag
+    if isinstance(value, dict):
+        return ", ".join(sorted({v.tag for v in value.values() if isinstance(v, Artifact)}))
+    return ""
 
 
 def _rel(path: Path) -> str:
@@ -114,29 +109,6 @@ def _rel(path: Path) -> str:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
-
-
-def summarize(value: Any) -> str:
-    from expc.runtime.api import Artifact
-
-    if isinstance(value, Artifact):
-        return f"{value.tag} at {value.path}"
-    if isinstance(value, dict) and "value" in value and isinstance(value["value"], (int, float)):
-        extra = {k: v for k, v in value.items() if k != "value" and isinstance(v, (int, float, str))}
-        more = ", ".join(f"{k}={_num(v)}" for k, v in list(extra.items())[:4])
-        return _num(value["value"]) + (f"  ({more})" if more else "")
-    if isinstance(value, float):
-        return _num(value)
-    if isinstance(value, dict) and any(isinstance(v, Artifact) for v in value.values()):
-        return ", ".join(f"{k}: {summarize(v)}" for k, v in value.items())
-    text = json.dumps(value, default=str)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _num(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.6g}"
-    return str(v)
 
 
 def print_table(headers: list[str], rows: list[tuple], title: str | None = None) -> None:
@@ -167,51 +139,26 @@ def print_runs(rows: list[tuple]) -> None:
     print_table(["run", "started", "experiment", "file", "status", "ran", "cached", "time"], out)
 
 
-def print_run(runs, row, root: Path) -> None:
-    rid, file, exp, command, overrides, started, finished, status = row
-    print(f"run {rid}: {exp} ({file}) {status}; overrides: {' '.join(json.loads(overrides or '[]')) or '-'}")
-    run_dir = Path(root) / "runs" / str(rid)
-    results = runs.results(rid)
-    table = []
-    for node, key, kind, summary in results:
-        value = json.loads(summary)
-        linked = run_dir / node
-        artifacts = _artifact_tags(value)
-        if artifacts and linked.exists():
-            table.append((node, kind or "", f"{artifacts} in {_rel(linked)}"))
-        else:
-            table.append((node, kind or "", _show_summary(value)))
-    if table:
-        print_table(["node", "kind", "result"], table)
+def print_run(results, runs) -> None:
+    """`expc show`: a recorded run's results (see expc.interpreter.results.from_registry), its reports,
+    and what ran."""
     from expc.interpreter.reports import print_report
 
-    for node, key, kind, summary in results:
-        if kind == "report" and isinstance(value := json.loads(summary), dict):
-            linked = run_dir / node
-            print_report(node, value, linked if linked.exists() else Path(root) / "objects" / key[:2] / key)
+    print(f"run {results.run_id}: {results.experiment} ({results.file}) {results.status}; "
+          f"overrides: {' '.join(results.overrides) or '-'}")
+    table = [(name, r.kind or "", result_text(r, results.run_dir / name)) for name, r in results.items()]
+    if table:
+        print_table(["node", "kind", "result"], table)
+    for name, r in results.items():
+        if r.kind == "report" and isinstance(r.data, dict):
+            linked = results.run_dir / name
+            print_report(name, r.data, linked if linked.exists() else results.store / "objects" / r.key[:2] / r.key)
     # what ran, one line per node and status (a search evaluates the same nodes once per trial)
     counts: dict[tuple[str, str, str], list[float]] = {}
-    for n, _, op, st, secs, _, _ in runs.node_runs(rid):
+    for n, _, op, st, secs, _, _ in runs.node_runs(results.run_id):
         if st != "cached":
             counts.setdefault((n, op, st), []).append(secs or 0.0)
     if counts:
         print()
         rows = [(n, op, st, len(t), f"{sum(t):.2f}s") for (n, op, st), t in counts.items()]
         print_table(["node", "op", "status", "times", "total"], rows)
-
-
-def _artifact_tags(value: Any) -> str:
-    """`model`, or `data (train, test)` for a record of artifacts; "" when the value holds none."""
-    if isinstance(value, dict) and "$artifact" in value:
-        return value["$artifact"]
-    if isinstance(value, dict):
-        parts = {k: v["$artifact"] for k, v in value.items() if isinstance(v, dict) and "$artifact" in v}
-        if parts:
-            return f"{', '.join(sorted(set(parts.values())))} ({', '.join(parts)})"
-    return ""
-
-
-def _show_summary(s: Any) -> str:
-    if isinstance(s, dict) and "$artifact" in s:
-        return f"{s['$artifact']} at {s.get('path')}"
-    return summarize(s)

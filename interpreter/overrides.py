@@ -2,23 +2,36 @@
 
     NAME=V            a param (or, if no param has that name, an experiment setting)
     experiment.K=V    an experiment setting
-    NODE.FIELD=V      one argument of a declared node
-Values are read like YAML scalars (numbers, true/false, none, [lists], "strings"). A bad key lists the
-valid ones; a bad value says what the field accepts. Errors point into the command line.
+    NODE.FIELD=V      one argument of an operator call the file declares (`train NODE = OP(...)`)
+
+Values are read like YAML scalars (numbers, true/false, none, [lists], "strings"). Overrides are applied
+to the syntax tree, and the tree is checked again: the value is a literal in place of the expression it
+replaces, so it gets exactly the diagnostics the same value written in the file gets, at the uses in
+the file, each with a note naming the override. What only the command line can get wrong (an unknown
+key, which lists the valid ones; an input argument; a value a searched param cannot take) is an E002
+pointing into the command line. Both are raised as OverrideError: a usage error, not the file's.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Any, Iterator
 
-from pydantic import TypeAdapter, ValidationError
-
-from expc.runtime.registry import Registry
+from expc.interpreter.checker import check
+from expc.interpreter.loader import Loaded
+from expc.runtime.registry import Operator, Registry
+from expc.spec import ast
 from expc.spec.diagnostics import CompileError, Diagnostic, SourceCache, Span, did_you_mean
 from expc.spec.ir import Program, Settings
 
 CMDLINE = "<command line>"
+_SETTINGS = [k for k in Settings.model_fields if k != "name"]
+
+
+class OverrideError(CompileError):
+    """Diagnostics caused by command-line overrides (the file alone checks): a usage error, exit 2."""
 
 
 def parse_value(text: str) -> Any:
@@ -41,96 +54,310 @@ def parse_value(text: str) -> Any:
     return t
 
 
-def apply_overrides(program: Program, registry: Registry, overrides: list[str],
-                    sources: SourceCache | None = None) -> tuple[Program, dict[str, Any]]:
-    """Return the program with settings / node arguments replaced, and the param bindings."""
+@dataclass(frozen=True)
+class _Item:
+    text: str  # as given: "lr=-1"
+    key: str
+    value: Any
+    span: Span  # the whole item, in the command line
+    value_span: Span
+
+
+@dataclass
+class _Applied:
+    item: _Item
+    what: str  # "param 'lr'", "experiment setting 'seed'", "argument 'test' of 'math'"
+    spans: list[Span]  # where its effect shows: the literal it became, and the uses of a param
+
+
+def apply_overrides(loaded: Loaded, program: Program, registry: Registry, overrides: list[str],
+                    sources: SourceCache | None = None) -> tuple[Program, list[Diagnostic], dict[str, Any]]:
+    """Check the program again with `overrides` applied to its syntax tree (`program` is the file
+    checked alone): (program, warnings, param bindings). Raises OverrideError."""
     line = " ".join(overrides)
     if sources is not None:
         sources.add(CMDLINE, line)
-    env: dict[str, Any] = {}
-    settings = program.settings.model_dump()
-    nodes = dict(program.nodes)
     diags: list[Diagnostic] = []
+    items = _split(overrides, diags)
+    tree = _Tree(loaded, registry)
+    env: dict[str, Any] = {}
+    applied: list[_Applied] = []
+    for item in items:
+        done = tree.apply(item, program, env, diags)
+        if done is not None:
+            applied.append(done)
+    if diags:
+        raise OverrideError(diags)
+    try:
+        new_program, warnings = check(tree.loaded(), registry)
+    except CompileError as e:
+        whole = Span(CMDLINE, 1, 1, 1, max(2, len(line) + 1))
+        raise OverrideError([_noted(d, applied, whole) for d in e.diagnostics]) from None
+    return new_program, warnings, env
+
+
+def _split(overrides: list[str], diags: list[Diagnostic]) -> list[_Item]:
+    """The items, a key given twice counting once (the last value wins, as in OmegaConf)."""
+    items: dict[str, _Item] = {}
     col = 1
-    for item in overrides:
-        span = Span(CMDLINE, 1, col, 1, col + len(item))
-        col += len(item) + 1
-        if "=" not in item:
-            diags.append(Diagnostic("E002", f"bad override '{item}': expected KEY=VALUE", span))
+    for text in overrides:
+        span = Span(CMDLINE, 1, col, 1, col + max(len(text), 1))
+        col += len(text) + 1
+        if "=" not in text:
+            diags.append(Diagnostic("E002", f"bad override '{text}': expected KEY=VALUE", span))
             continue
-        key, raw = item.split("=", 1)
-        key = key.strip()
-        value = parse_value(raw)
-        parts = key.split(".")
-        if len(parts) == 1 and key in program.params:
-            p = program.params[key]
-            err = _check_param(p, value)
-            if err:
-                diags.append(Diagnostic("E002", f"bad override '{item}': {err}", span))
-            env[key] = value
-        elif (len(parts) == 1 and key in Settings.model_fields and key != "name") or (
+        key, raw = text.split("=", 1)
+        value_col = span.col + len(key) + 1
+        value_span = Span(CMDLINE, 1, value_col, 1, value_col + max(len(raw), 1))
+        items.pop(key.strip(), None)
+        items[key.strip()] = _Item(text, key.strip(), parse_value(raw), span, value_span)
+    return list(items.values())
+
+
+class _Tree:
+    """The statements of every module, edited in place of the frozen syntax tree."""
+
+    def __init__(self, loaded: Loaded, registry: Registry):
+        self._loaded = loaded
+        self.registry = registry
+        self.stmts = [list(m.stmts) for m in loaded.modules]
+        self.params: dict[str, tuple[int, int]] = {}
+        self.decls: dict[str, tuple[int, int]] = {}
+        self.experiment: tuple[int, int] | None = None  # the block the checker reads: the last one
+        for m, stmts in enumerate(self.stmts):
+            for i, s in enumerate(stmts):
+                if isinstance(s, ast.Param):
+                    self.params[s.name] = (m, i)
+                elif isinstance(s, ast.Decl):
+                    self.decls[s.name] = (m, i)
+                elif isinstance(s, ast.Experiment):
+                    self.experiment = (m, i)
+
+    def loaded(self) -> Loaded:
+        modules = [dataclasses.replace(m, stmts=tuple(s)) for m, s in zip(self._loaded.modules, self.stmts)]
+        return dataclasses.replace(self._loaded, modules=modules)
+
+    def _get(self, at: tuple[int, int]):
+        return self.stmts[at[0]][at[1]]
+
+    def _set(self, at: tuple[int, int], stmt) -> None:
+        self.stmts[at[0]][at[1]] = stmt
+
+    # -- one override ------------------------------------------------------------------------------
+
+    def apply(self, item: _Item, program: Program, env: dict[str, Any], diags: list[Diagnostic]) -> _Applied | None:
+        parts = item.key.split(".")
+        if len(parts) == 1 and item.key in self.params and item.key in program.params:
+            return self._param(item, program, env, diags)
+        if (len(parts) == 1 and item.key in Settings.model_fields and item.key != "name") or (
             len(parts) == 2 and parts[0] == "experiment"
         ):
-            name = parts[-1]
-            if name not in Settings.model_fields or name == "name":
-                diags.append(Diagnostic("E002", f"unknown experiment setting '{name}' in override '{item}'", span,
-                                        hint=did_you_mean(name, Settings.model_fields)))
-                continue
-            settings[name] = value
-        elif len(parts) == 2 and parts[0] in program.nodes:
-            node = program.nodes[parts[0]]
-            op = registry.get(node.op)
-            fields = [f.name for f in op.fields] if op else []
-            if op is None or parts[1] not in fields:
-                diags.append(Diagnostic(
-                    "E002", f"'{parts[0]}' ({node.op}) has no argument '{parts[1]}'", span,
-                    hint=did_you_mean(parts[1], fields) or ("arguments: " + ", ".join(fields)),
-                ))
-                continue
-            f = op.params.model_fields[parts[1]]
-            try:
-                TypeAdapter(Annotated[(f.annotation, f)]).validate_python(value)
-            except ValidationError as e:
-                diags.append(Diagnostic("E002", f"bad override '{item}': {e.errors()[0]['msg']}", span))
-                continue
-            args = dict(node.args)
-            args[parts[1]] = value
-            nodes[parts[0]] = node.model_copy(update={"args": args})
-        else:
-            valid = sorted(program.params) + [f"experiment.{k}" for k in Settings.model_fields if k != "name"]
-            valid += [f"{n}.<argument>" for n in program.decls]
-            hint = did_you_mean(key, list(program.params) + list(Settings.model_fields) + [
-                f"{n}.{f.name}" for n in program.decls if (o := registry.get(program.nodes[n].op))
-                for f in o.fields])
-            diags.append(Diagnostic("E002", f"unknown override key '{key}'", span,
-                                    hint=hint or "valid keys: " + ", ".join(valid)))
-    try:
-        new_settings = Settings.model_validate(settings)
-    except ValidationError as e:
-        err = e.errors()[0]
-        diags.append(Diagnostic("E002", f"bad experiment override: {'.'.join(map(str, err['loc']))}: {err['msg']}",
-                                Span(CMDLINE, 1, 1, 1, max(2, len(line) + 1))))
-        new_settings = program.settings
-    if diags:
-        raise CompileError(diags)
-    return program.model_copy(update={"settings": new_settings, "nodes": nodes}), env
-
-
-def _check_param(p, value: Any) -> str | None:
-    if p.dist is not None:
-        d = p.dist
-        if d.get("$op") == "choice":
-            if value not in d.get("options", []):
-                return f"'{p.name}' must be one of {d.get('options')}"
-            return None
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            return f"'{p.name}' is a number"
-        if "lo" in d and "hi" in d and not d["lo"] <= value <= d["hi"]:
-            return f"'{p.name}' must be within [{d['lo']}, {d['hi']}]"
+            return self._setting(item, parts[-1], diags)
+        if len(parts) == 2 and self.operator_of(parts[0]) is not None:
+            return self._argument(item, parts[0], parts[1], diags)
+        diags.append(Diagnostic("E002", f"unknown override key '{item.key}'", item.span,
+                                hint=self._key_hint(item.key)))
         return None
-    current = p.value
-    if isinstance(current, bool) != isinstance(value, bool) or (
-        isinstance(current, (int, float)) and not isinstance(value, (int, float))
-    ) or (isinstance(current, str) and not isinstance(value, str)):
-        return f"'{p.name}' is {type(current).__name__}, got {value!r}"
-    return None
+
+    def _param(self, item: _Item, program: Program, env: dict[str, Any], diags) -> _Applied | None:
+        name, value = item.key, item.value
+        at = self.params[name]
+        stmt = self._get(at)
+        decl = program.params[name]
+        if decl.dist is not None:
+            # a searched param keeps its distribution: the value is its default, and a search leaves
+            # it fixed (it reads the bindings, ctx.env); a value the distribution cannot draw is refused
+            dist = self.registry.distribution(decl.dist)
+            why = dist.contains(value) if dist is not None else None
+            if why:
+                diags.append(Diagnostic("E002", f"bad override '{item.text}': '{name}' {why}", item.span))
+                return None
+            call = stmt.expr
+            op = self._call_op(call)
+            if op is not None:
+                new_call, spans = _set_arg(call, op, "default", value, item.value_span)
+                self._set(at, dataclasses.replace(stmt, expr=new_call))
+            else:
+                spans = [stmt.expr.span]
+                self._set(at, dataclasses.replace(stmt, expr=_literal(value, stmt.expr.span), searched=False))
+        else:
+            spans = [stmt.expr.span]
+            self._set(at, dataclasses.replace(stmt, expr=_literal(value, stmt.expr.span)))
+        env[name] = value
+        return _Applied(item, f"param '{name}'", spans + self._uses(name))
+
+    def _setting(self, item: _Item, name: str, diags) -> _Applied | None:
+        if name not in _SETTINGS:
+            diags.append(Diagnostic("E002", f"unknown experiment setting '{name}' in override '{item.text}'",
+                                    item.span, hint=did_you_mean(name, _SETTINGS)
+                                    or "settings: " + ", ".join(_SETTINGS)))
+            return None
+        what = f"experiment setting '{name}'"
+        if self.experiment is None:  # no block: the override writes one
+            lit = _literal(item.value, item.value_span)
+            self.stmts[-1].append(ast.Experiment(Settings().name, (ast.Kwarg(name, lit, item.span, item.span),),
+                                                 item.span, item.span))
+            return _Applied(item, what, [item.value_span])
+        exp = self._get(self.experiment)
+        fields = list(exp.fields)
+        for i, kw in enumerate(fields):
+            if kw.name == name:
+                fields[i] = dataclasses.replace(kw, value=_literal(item.value, kw.value.span))
+                span = kw.value.span
+                break
+        else:
+            fields.append(ast.Kwarg(name, _literal(item.value, item.value_span), item.span, item.span))
+            span = item.value_span
+        self._set(self.experiment, dataclasses.replace(exp, fields=tuple(fields)))
+        return _Applied(item, what, [span])
+
+    def _argument(self, item: _Item, node: str, name: str, diags) -> _Applied | None:
+        at = self.decls[node]
+        stmt = self._get(at)
+        op = self.operator_of(node)
+        settable = self._settable(stmt.expr, op)
+        f = op.field(name)
+        if f is not None and f.input_types is not None:
+            diags.append(Diagnostic(
+                "E002", f"'{node}.{name}' is an input of {op.name}(): its value comes from another node and "
+                "cannot be set on the command line", item.span,
+                hint="change it in the file" + (f"; the arguments you can set: {', '.join(settable)}"
+                                                if settable else ""),
+            ))
+            return None
+        if name not in settable:
+            diags.append(Diagnostic(
+                "E002", f"'{node}' ({op.name}) has no argument '{name}'", item.span,
+                hint=did_you_mean(name, settable) or ("arguments: " + ", ".join(settable)),
+            ))
+            return None
+        new_call, spans = _set_arg(stmt.expr, op, name, item.value, item.value_span)
+        self._set(at, dataclasses.replace(stmt, expr=new_call))
+        return _Applied(item, f"argument '{name}' of '{node}'", spans)
+
+    # -- what can be set ---------------------------------------------------------------------------
+
+    def operator_of(self, decl: str) -> Operator | None:
+        """The operator a declaration calls, if the file wrote it as an operator call (`OP(...)` or a
+        block): only then are its arguments the user's. A node lowered from an expression (merge
+        algebra, a re-instantiation) has none to set."""
+        at = self.decls.get(decl)
+        return self._call_op(self._get(at).expr) if at is not None else None
+
+    def _call_op(self, expr) -> Operator | None:
+        if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name):
+            return self.registry.get(expr.func.id)
+        return None
+
+    @staticmethod
+    def _settable(call: ast.Call, op: Operator) -> list[str]:
+        """Arguments that take a value (inputs come from other nodes); plus the extra keywords an
+        operator that allows them was given."""
+        names = [f.name for f in op.fields if f.input_types is None]
+        return names + [kw.name for kw in call.kwargs if kw.name not in names and op.field(kw.name) is None]
+
+    def _key_hint(self, key: str) -> str:
+        nodes = [n for n in self.decls if self.operator_of(n) is not None]
+        candidates = list(self.params) + _SETTINGS + [f"experiment.{k}" for k in _SETTINGS] + [
+            f"{n}.{a}" for n in nodes for a in self._settable(self._get(self.decls[n]).expr, self.operator_of(n))]
+        valid = sorted(self.params) + [f"experiment.{k}" for k in _SETTINGS] + [f"{n}.<argument>" for n in nodes]
+        return did_you_mean(key, candidates) or "valid keys: " + ", ".join(valid)
+
+    def _uses(self, param: str) -> list[Span]:
+        """Where the param is read: its name in every expression, and the names of the params computed
+        from it (an error about `steps = 3 * steps` shows at the use)."""
+        names = {param}
+        changed = True
+        while changed:
+            changed = False
+            for p, at in self.params.items():
+                if p not in names and any(n.id in names for n in _names(self._get(at).expr)):
+                    names.add(p)
+                    changed = True
+        return [n.span for stmts in self.stmts for s in stmts for e in _exprs(s) for n in _names(e)
+                if n.id in names]
+
+
+def _set_arg(call: ast.Call, op: Operator, name: str, value: Any, new_span: Span) -> tuple[ast.Call, list[Span]]:
+    """The call with argument `name` set to a literal of `value`, where the file wrote it (positional or
+    keyword) or, if it did not, as a new keyword argument spanning the value on the command line."""
+    args = list(call.args)
+    for pos, arg in enumerate(args):
+        if pos >= len(op.fields):
+            break
+        f = op.fields[pos]
+        if f.variadic:  # takes every remaining positional argument
+            if f.name == name:
+                span = arg.span.to(args[-1].span)
+                items = tuple(_literal(v, span) for v in (value if isinstance(value, list) else [value]))
+                return dataclasses.replace(call, args=tuple(args[:pos]) + items), [span]
+            break
+        if f.name == name:
+            args[pos] = _literal(value, arg.span)
+            return dataclasses.replace(call, args=tuple(args)), [arg.span]
+    kwargs = list(call.kwargs)
+    for i, kw in enumerate(kwargs):
+        if kw.name == name:
+            kwargs[i] = dataclasses.replace(kw, value=_literal(value, kw.value.span))
+            return dataclasses.replace(call, kwargs=tuple(kwargs)), [kw.value.span]
+    kwargs.append(ast.Kwarg(name, _literal(value, new_span), new_span, new_span))
+    return dataclasses.replace(call, kwargs=tuple(kwargs)), [new_span]
+
+
+def _literal(value: Any, span: Span) -> ast.Expr:
+    """The syntax of a value read from the command line; its span is where it takes effect."""
+    if isinstance(value, bool):
+        return ast.Bool(value, span)
+    if value is None:
+        return ast.NoneLit(span)
+    if isinstance(value, int):
+        return ast.Int(value, str(value), span)
+    if isinstance(value, float):
+        return ast.Float(value, repr(value), span)
+    if isinstance(value, list):
+        return ast.ListExpr(tuple(_literal(v, span) for v in value), span)
+    if isinstance(value, dict):
+        return ast.RecordExpr(tuple(ast.RecordField(str(k), _literal(v, span), span, span, quoted=True)
+                                    for k, v in value.items()), span)
+    return ast.Str(str(value), json.dumps(str(value), ensure_ascii=False), span)
+
+
+def _exprs(stmt) -> Iterator[ast.Expr]:
+    if isinstance(stmt, (ast.Param, ast.Decl)):
+        yield stmt.expr
+    elif isinstance(stmt, ast.Experiment):
+        yield from (kw.value for kw in stmt.fields)
+
+
+def _names(node) -> Iterator[ast.Name]:
+    """Every Name inside an expression (the syntax nodes are dataclasses: walk their fields)."""
+    if isinstance(node, ast.Name):
+        yield node
+    elif isinstance(node, tuple):
+        for x in node:
+            yield from _names(x)
+    elif dataclasses.is_dataclass(node) and not isinstance(node, Span):
+        for f in dataclasses.fields(node):
+            yield from _names(getattr(node, f.name))
+
+
+def _noted(d: Diagnostic, applied: list[_Applied], whole: Span) -> Diagnostic:
+    """The diagnostic with a note naming the override(s) that caused it: those whose literal or uses it
+    points at; all of them when it points elsewhere (an error downstream of an overridden value). One
+    that already points into the command line (a value the file does not write) needs none."""
+    if d.span is not None and d.span.file == CMDLINE:
+        return d
+    mine = [a for a in applied if d.span is not None and any(_overlaps(d.span, s) for s in a.spans)]
+    if mine:
+        notes = tuple((f"the override '{a.item.text}' sets {a.what}", a.item.span) for a in mine)
+    elif d.severity == "error":
+        shown = " ".join(f"'{a.item.text}'" for a in applied)
+        notes = ((f"with the overrides {shown} on the command line", whole),)
+    else:
+        return d
+    return dataclasses.replace(d, notes=d.notes + notes)
+
+
+def _overlaps(a: Span, b: Span) -> bool:
+    return (a.file == b.file and (a.line, a.col) < (b.end_line, b.end_col)
+            and (b.line, b.col) < (a.end_line, a.end_col))

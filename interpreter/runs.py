@@ -59,7 +59,8 @@ CREATE TABLE IF NOT EXISTS results (        -- declared results of a run, for `e
     node TEXT NOT NULL,
     key TEXT NOT NULL,
     kind TEXT,
-    summary TEXT
+    summary TEXT,
+    type TEXT                      -- the node's type expression (`split[data]`), for summaries
 );
 """
 
@@ -72,6 +73,7 @@ class Runs:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA busy_timeout=60000")
         self.db.executescript(_SCHEMA)
+        _add_column(self.db, "results", "type", "TEXT")  # stores made before result types were kept
 
     def close(self) -> None:
         self.db.close()
@@ -110,10 +112,11 @@ class Runs:
             (file, node, key, material),
         )
 
-    def result(self, run_id: int, node: str, key: str, kind: str | None, summary: Any) -> None:
+    def result(self, run_id: int, node: str, key: str, kind: str | None, summary: Any,
+               type: str | None = None) -> None:
         self.db.execute(
-            "INSERT INTO results(run_id, node, key, kind, summary) VALUES (?,?,?,?,?)",
-            (run_id, node, key, kind, json.dumps(summary, default=str)),
+            "INSERT INTO results(run_id, node, key, kind, summary, type) VALUES (?,?,?,?,?,?)",
+            (run_id, node, key, kind, json.dumps(summary, default=str), type),
         )
 
     # -- reads -------------------------------------------------------------------------------------
@@ -147,6 +150,12 @@ class Runs:
             "SELECT node, key, kind, summary FROM results WHERE run_id=? ORDER BY rowid", (run_id,)
         ).fetchall()
 
+    def typed_results(self, run_id: int) -> list[tuple]:
+        """(node, key, kind, type, summary) of a run's declared results; type is None for old runs."""
+        return self.db.execute(
+            "SELECT node, key, kind, type, summary FROM results WHERE run_id=? ORDER BY rowid", (run_id,)
+        ).fetchall()
+
     def runs_of_key(self, key: str) -> list[tuple]:
         """(node, status, seconds, run_id) of every execution of a key, oldest first."""
         return self.db.execute(
@@ -160,3 +169,14 @@ class Runs:
             q += " AND name=?"
             args.append(name)
         return self.db.execute(q + " ORDER BY rowid", args).fetchall()
+
+
+def _add_column(db: sqlite3.Connection, table: str, column: str, decl: str) -> None:
+    """Add a column an older store lacks; another process may add it at the same moment."""
+    if any(row[1] == column for row in db.execute(f"PRAGMA table_info({table})")):
+        return
+    try:
+        db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+    except sqlite3.OperationalError as e:
+        if "duplicate column" not in str(e):
+            raise
