@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from expc.spec import ast
 from expc.spec.diagnostics import Collector, CompileError, SourceCache, Span
@@ -27,8 +28,11 @@ def display_path(path: Path) -> str:
     return str(path)
 
 
-def load(path: str | Path, sources: SourceCache | None = None, text: str | None = None) -> Loaded:
-    """Parse the main file and its imports; raise CompileError with every problem found."""
+def load(path: str | Path, sources: SourceCache | None = None, text: str | None = None,
+         parse: Callable[[str, str], ast.Module] = parse) -> Loaded:
+    """Parse the main file and its imports; raise CompileError with every problem found. `parse`
+    (text, file) -> module is spec.parser.parse; the language server passes one that reuses the
+    statements of unchanged text (expc.interpreter.lsp.incremental)."""
     sources = sources or SourceCache()
     diags = Collector()
     main = Path(path).resolve()
