@@ -97,7 +97,7 @@ class _Ctx:
     def warn(self, message, field=None):
         print("warning:", message, file=sys.stderr)
 
-    def progress(self, total, description):
+    def progress(self, total, description, unit="step"):
         return lambda n: None
 
     def check_cancelled(self):
@@ -105,6 +105,11 @@ class _Ctx:
 
     def log(self, *a, **k):
         pass
+
+    def operator(self, name):
+        from expc.runtime.registry import load_registry
+
+        return load_registry().get(name)
 
 
 def worker_merge(models: list[Path], out: Path, device: str, expr: dict) -> float:

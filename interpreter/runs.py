@@ -62,6 +62,16 @@ CREATE TABLE IF NOT EXISTS results (        -- declared results of a run, for `e
     summary TEXT,
     type TEXT                      -- the node's type expression (`split[data]`), for summaries
 );
+CREATE TABLE IF NOT EXISTS file_hashes (    -- content digests of input files (expc.interpreter.hashing)
+    path TEXT PRIMARY KEY,
+    dev INTEGER NOT NULL,
+    ino INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    algo TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    hashed REAL NOT NULL           -- when (time.time()), for people reading the table
+);
 """
 
 
@@ -119,7 +129,24 @@ class Runs:
             (run_id, node, key, kind, json.dumps(summary, default=str), type),
         )
 
+    def remember_file_hash(self, path: str, dev: int, ino: int, size: int, mtime_ns: int, algo: str,
+                           digest: str) -> None:
+        self.db.execute(
+            "INSERT INTO file_hashes(path, dev, ino, size, mtime_ns, algo, digest, hashed) VALUES (?,?,?,?,?,?,?,?) "
+            "ON CONFLICT(path) DO UPDATE SET dev=excluded.dev, ino=excluded.ino, size=excluded.size, "
+            "mtime_ns=excluded.mtime_ns, algo=excluded.algo, digest=excluded.digest, hashed=excluded.hashed",
+            (path, _i64(dev), _i64(ino), size, mtime_ns, algo, digest, time.time()),
+        )
+
     # -- reads -------------------------------------------------------------------------------------
+
+    def file_hash(self, path: str, dev: int, ino: int, size: int, mtime_ns: int, algo: str) -> str | None:
+        """The digest kept for this version of the file (same path, device, inode, size and mtime)."""
+        row = self.db.execute(
+            "SELECT digest FROM file_hashes WHERE path=? AND dev=? AND ino=? AND size=? AND mtime_ns=? AND algo=?",
+            (path, _i64(dev), _i64(ino), size, mtime_ns, algo),
+        ).fetchone()
+        return row[0] if row else None
 
     def last_state(self, file: str, node: str) -> tuple[str, str] | None:
         row = self.db.execute("SELECT key, material FROM node_state WHERE file=? AND node=?", (file, node)).fetchone()
@@ -169,6 +196,11 @@ class Runs:
             q += " AND name=?"
             args.append(name)
         return self.db.execute(q + " ORDER BY rowid", args).fetchall()
+
+
+def _i64(n: int) -> int:
+    """An unsigned 64-bit number (some file systems' inode numbers) as SQLite's signed INTEGER."""
+    return n - (1 << 64) if n >= 1 << 63 else n
 
 
 def _add_column(db: sqlite3.Connection, table: str, column: str, decl: str) -> None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 
+
+@lru_cache(maxsize=None)
 def resolve(device: str) -> str:
+    """The device to use: "auto" is "cuda" where torch sees a GPU, else "cpu"; other names are kept."""
     if device != "auto":
         return device
     try:

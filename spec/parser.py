@@ -14,6 +14,7 @@ from functools import lru_cache
 
 from lark import Token, Transformer, Tree
 from lark.exceptions import UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.parsers.lalr_analysis import Shift
 
 from expc.spec import ast
 from expc.spec.lexer import (
@@ -24,6 +25,7 @@ from expc.spec.lexer import (
     BracketTracker,
     SyntaxIssue,
     bracket_issue,
+    make_span,
     tok_span,
     tokens,
 )
@@ -66,9 +68,16 @@ class _LarkParser:
 
     def parse(self, text: str, file: str, comments: list[Token]):
         """Tokens from the hand-written lexer (faster than Lark's contextual one) go through
-        the bracket tracker to Lark's LALR parser, whose reduce callbacks build the AST."""
+        the bracket tracker to an LALR loop over Lark's tables, whose reduce callbacks build the AST.
+        A syntax error is parsed again by Lark's own parser, so that its exception (expected
+        terminals, parser state) is Lark's."""
         self.postlex.file = file
         self.transformer.file = file
+        n_comments = len(comments)
+        try:
+            return self._parse_fast(text, file, comments)
+        except _NoAction:
+            del comments[n_comments:]
         ip = self.lark.parse_interactive("")
         state = ip.parser_state
         actions = state.parse_conf.states
@@ -81,6 +90,80 @@ class _LarkParser:
             state.feed_token(tok)
             last = tok
         return ip.feed_eof(last)
+
+    def _parse_fast(self, text: str, file: str, comments: list[Token]):
+        """Lark's ParserState.feed_token, inlined over tables resolved once: a reduction finds its
+        callback, size and goto without hashing Lark's Rule objects (a Python __hash__/__eq__ per
+        reduction was a tenth of the parse)."""
+        table, gotos, term_cbs, start, end = self._tables()
+        states, values = [start], []
+        for tok in self.postlex.process(tokens(text, file, comments)):
+            if tok.type == "NAME":
+                kw = KEYWORDS.get(tok)
+                if kw is not None and kw in table[states[-1]]:
+                    tok.type = kw
+            _feed(tok, table, gotos, term_cbs, states, values)
+        while True:  # end of input: reduce until the start rule is accepted
+            act = table[states[-1]].get("$END")
+            if act is None or act[0] == 0:
+                raise _NoAction()
+            _, size, callback, origin = act
+            if size:
+                s = values[-size:]
+                del states[-size:]
+                del values[-size:]
+            else:
+                s = []
+            states.append(gotos[states[-1]][origin])
+            values.append(callback(s))
+            if states[-1] == end:
+                return values[-1]
+
+    def _tables(self):
+        t = getattr(self, "_resolved", None)
+        if t is None:
+            conf = self.lark.parse_interactive("").parser_state.parse_conf
+            callbacks = conf.callbacks
+            table: dict = {}
+            gotos: dict = {}
+            for st, acts in conf.states.items():
+                row, go = {}, {}
+                for sym, (action, arg) in acts.items():
+                    if action is Shift:
+                        row[sym] = (0, arg, None, None)  # shift to state arg
+                        go[sym] = arg
+                    else:
+                        row[sym] = (1, len(arg.expansion), callbacks[arg], arg.origin.name)  # reduce by rule arg
+                table[st], gotos[st] = row, go
+            term_cbs = {k: v for k, v in callbacks.items() if isinstance(k, str)}
+            t = self._resolved = (table, gotos, term_cbs, conf.start_state, conf.end_state)
+        return t
+
+
+class _NoAction(Exception):
+    """The fast LALR loop met a token no action accepts: a syntax error for Lark's parser to report."""
+
+
+def _feed(tok, table, gotos, term_cbs, states, values) -> None:
+    ttype = tok.type
+    while True:
+        act = table[states[-1]].get(ttype)
+        if act is None:
+            raise _NoAction()
+        if act[0] == 0:
+            states.append(act[1])
+            values.append(tok if ttype not in term_cbs else term_cbs[ttype](tok))
+            return
+        _, size, callback, origin = act
+        if size:
+            s = values[-size:]
+            del states[-size:]
+            del values[-size:]
+        else:
+            s = []
+        value = callback(s)
+        states.append(gotos[states[-1]][origin])
+        values.append(value)
 
 
 @lru_cache(maxsize=1)
@@ -105,7 +188,7 @@ class _ToAst(Transformer):
 
     def _span(self, children) -> Span:
         first, last = self._sp(children[0]), self._sp(children[-1])
-        return Span(self.file, first.line, first.col, last.end_line, last.end_col)
+        return make_span(self.file, first.line, first.col, last.end_line, last.end_col)
 
     def _tspan(self, tok: Token) -> Span:
         return tok_span(self.file, tok)

@@ -62,3 +62,25 @@ def test_the_import_scan_sees_function_level_imports(tmp_path):
     f = tmp_path / "m.py"
     f.write_text("def g():\n    from expc.interpreter.executor import NodeFailed\n    import expc.interpreter\n")
     assert _imported_modules(f) == [(2, "expc.interpreter.executor"), (3, "expc.interpreter")]
+
+
+def test_a_fully_cached_run_imports_nothing_heavy(tmp_path):
+    # The first run merges (torch); a rerun finds every node in the store and loads what they recorded:
+    # it never imports torch, and "auto" is never resolved to a device.
+    import shutil
+
+    shutil.copytree(EXAMPLES / "models", tmp_path / "models")
+    shutil.copy(EXAMPLES / "merge.exp", tmp_path)
+    argv = ["run", str(tmp_path / "merge.exp"), "--cache", str(tmp_path / "store")]
+    subprocess.run([sys.executable, "-m", "expc", *argv], cwd=tmp_path, capture_output=True, check=True)
+    code = (
+        "import sys, io, contextlib\n"
+        "from expc.cli import main\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n"
+        f"    assert main({argv!r}) == 0\n"
+        "assert '0 ran, 5 cached' in out.getvalue(), out.getvalue()\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY + ('numpy',)!r})))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
