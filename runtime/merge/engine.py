@@ -310,7 +310,7 @@ class _Writer(threading.Thread):
 
 def execute(tasks: list[Task], writer: ShardedWriter, device: str, chunk_elems: int, ctx) -> None:
     total = sum(OutSpec(t.name, t.out_dtype, t.shape).nbytes for t in tasks)
-    advance = ctx.progress(total, "merge")
+    advance = ctx.progress(total, "merge", unit="B")
     reader = _Reader(tasks, chunk_elems, pin=(device == "cuda"))
     scratch = _Scratch(chunk_elems, device)
     out_thread = _Writer(writer)

@@ -1,5 +1,7 @@
 """Data sources (kind `data`): text files, JSON lines, CSV, a generated arithmetic set, and the
-combinators mix / split / take. Every result is a `TextData`: examples stored as JSON lines.
+combinators mix / split / take. Every source's result is a `TextData`: examples stored as JSON lines.
+The combinators also take array data (`tensors`, runtime/ops/tensors.py) and keep the type of what they
+combine: they dispatch on the input's artifact class.
 
 How examples become training windows (identical in `finetune`, `loss` and `perplexity`): see
 expc.runtime.train.tokens."""
@@ -11,7 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from expc.runtime.api import OpError
+from expc.runtime.api import OpError, node_seed
+from expc.runtime.data.arrays import TensorData
 from expc.runtime.data.values import TextData
 from expc.runtime.registry import FilePath, Input, Params, Variadic, op
 from expc.runtime.types import value_type
@@ -100,23 +103,25 @@ def arithmetic(p: ArithmeticParams, ctx) -> TextData:
     from expc.runtime.data.sources import arithmetic as generate
 
     return TextData.write(
-        ctx.out_dir, generate(p.n, p.digits, p.seed, p.ops), f"arithmetic(n={p.n}, digits={p.digits}, ops={p.ops})"
+        ctx.out_dir, generate(p.n, p.digits, node_seed(p.seed, ctx.seed), p.ops), f"arithmetic(n={p.n}, digits={p.digits}, ops={p.ops})"
     )
 
 
 class MixParams(Params):
-    sources: Annotated[list[Input["data"]], Variadic()] = Field(min_length=1, description="the datasets to mix")
+    sources: Annotated[list[Input["data", "tensors"]], Variadic()] = Field(
+        min_length=1, description="the datasets to mix, all text or all tensors of one feature shape")
     weights: list[float] | None = Field(None, description="relative share of each source (default: all examples once)")
     n: int | None = Field(None, ge=1, description="size of a weighted mixture, in `unit`s (default: all sources' total)")
-    unit: Literal["examples", "bytes"] = Field("examples", description="what the weights and n count")
+    unit: Literal["examples", "bytes"] = Field("examples", description='what the weights and n count ("bytes": text only)')
     seed: int = Field(0, description="shuffling seed")
 
 
-@op("mix", params=MixParams, kinds={"data"}, returns="data", version=1)
-def mix(p: MixParams, ctx) -> TextData:
-    """A shuffled mixture of datasets; with `weights`, source i makes up a share wᵢ/Σw of the mixture,
-    counted in examples or in bytes (`unit`), sampled from a seeded permutation of it (repeating
-    examples of a source that is too small)."""
+@op("mix", params=MixParams, kinds={"data"}, returns="{sources}", version=1)
+def mix(p: MixParams, ctx) -> TextData | TensorData:
+    """A shuffled mixture of datasets: text, or tensors of one feature shape.
+    With `weights`, source i makes up a share wᵢ/Σw of the mixture, counted in examples or in bytes
+    (`unit`, text only), sampled from a seeded permutation of it (repeating examples of a source that
+    is too small)."""
     from expc.runtime.data.sources import mix as mix_examples
 
     if p.weights is not None:
@@ -126,7 +131,11 @@ def mix(p: MixParams, ctx) -> TextData:
             raise OpError("weights must be >= 0 and not all 0", field="weights")
     elif p.n is not None:
         raise OpError("n applies to a weighted mix only", field="n", hint="give weights = [...] too")
-    examples = mix_examples([d.examples() for d in p.sources], p.weights, p.n, p.seed, p.unit)
+    if any(isinstance(d, TensorData) for d in p.sources):
+        from expc.runtime.data.array_sources import mix_tensors
+
+        return mix_tensors(p.sources, p.weights, p.n, node_seed(p.seed, ctx.seed), p.unit, ctx.out_dir)
+    examples = mix_examples([d.examples() for d in p.sources], p.weights, p.n, node_seed(p.seed, ctx.seed), p.unit)
     if not examples:
         raise OpError("empty mixture: every weighted share rounds to 0 examples", field="weights")
     parts = ", ".join(d.source for d in p.sources)
@@ -136,7 +145,7 @@ def mix(p: MixParams, ctx) -> TextData:
 
 
 class SplitParams(Params):
-    data: Input["data"] = Field(description="the dataset to split")
+    data: Input["data", "tensors"] = Field(description="the dataset to split")
     test: float = Field(0.1, gt=0, description="held-out share in (0, 1), or a number of examples if >= 1")
     seed: int = Field(0, description="shuffling seed")
 
@@ -151,11 +160,16 @@ class SplitParams(Params):
 
 @op("split", params=SplitParams, kinds={"data"}, returns="split[{data}]", version=1)
 def split(p: SplitParams, ctx) -> dict:
-    """A seeded random train/test split; members `.train` and `.test` (both keep the original order)."""
+    """A seeded random train/test split; members `.train` and `.test` (both keep the original order).
+    Tensors are split stratified: each class is held out in proportion to its size."""
     from expc.runtime.data.sources import split as split_examples
 
-    train, held = split_examples(p.data.examples(), p.test, p.seed)
     desc = f"split({p.data.source}, test={p.test:g}, seed={p.seed})"
+    if isinstance(p.data, TensorData):
+        from expc.runtime.data.array_sources import split_tensors
+
+        return split_tensors(p.data, p.test, node_seed(p.seed, ctx.seed), ctx.out_dir, desc)
+    train, held = split_examples(p.data.examples(), p.test, node_seed(p.seed, ctx.seed))
     return {
         "train": TextData.write(ctx.out_dir, train, desc + ".train", file="train.jsonl"),
         "test": TextData.write(ctx.out_dir, held, desc + ".test", file="test.jsonl"),
@@ -163,13 +177,19 @@ def split(p: SplitParams, ctx) -> dict:
 
 
 class TakeParams(Params):
-    data: Input["data"] = Field(description="the dataset")
+    data: Input["data", "tensors"] = Field(description="the dataset")
     n: int = Field(ge=1, description="number of examples to keep")
 
 
 @op("take", params=TakeParams, kinds={"data"}, returns="{data}", version=1)
-def take(p: TakeParams, ctx) -> TextData:
+def take(p: TakeParams, ctx) -> TextData | TensorData:
     """The first n examples of a dataset (all of them, with a warning, if it has fewer)."""
+    if isinstance(p.data, TensorData):
+        from expc.runtime.data.array_sources import take_tensors
+
+        if p.n > p.data.n:
+            ctx.warn(f"take: the dataset has only {p.data.n} examples, fewer than n = {p.n}", field="n")
+        return take_tensors(p.data, p.n, ctx.out_dir)
     examples = p.data.examples()
     if p.n > len(examples):
         ctx.warn(f"take: the dataset has only {len(examples)} examples, fewer than n = {p.n}", field="n")

@@ -50,7 +50,7 @@ class Gpt2Params(Params):
 @op("gpt2", params=Gpt2Params, kinds={"model"}, returns="model", version=1)
 def gpt2(p: Gpt2Params, ctx) -> ModelDir:
     """A transformers GPT-2 with random weights, saved as a Hugging Face directory (safetensors)."""
-    from expc.runtime.api import OpError
+    from expc.runtime.api import OpError, node_seed
     from expc.runtime.train.modeling import build_gpt2, save_model
     from expc.runtime.train.tokens import Tokenizer, load_hf_tokenizer
 
@@ -64,5 +64,5 @@ def gpt2(p: Gpt2Params, ctx) -> ModelDir:
         vocab = max(p.vocab, tok.vocab_size) if "vocab" in p.model_fields_set else tok.vocab_size
         if vocab < tok.vocab_size:
             raise OpError(f"vocab = {p.vocab} is smaller than the tokenizer's {tok.vocab_size}", field="vocab")
-    model = build_gpt2(p.layers, p.width, p.heads, p.context, vocab, p.seed, p.dropout)
+    model = build_gpt2(p.layers, p.width, p.heads, p.context, vocab, node_seed(p.seed, ctx.seed), p.dropout)
     return save_model(model, ctx.out_dir, tok)

@@ -1,7 +1,8 @@
-"""POET operators: the `poet` block (kind poet), its inline configuration (`mlp`, `es`, `every`,
-`params`, `pata_ec`) and the `annecs` metric. Defaults follow the published BipedalWalker settings of
-POET / Enhanced POET. The inline values reach `poet` as their validated params models (what their
-functions return). The run itself lives in expc.runtime.poet (imported only when a run starts)."""
+"""POET operators: the `poet` block (kind poet), its inline configuration (`es`, `every`, `params`,
+`pata_ec`; the agent is an `mlp`, declared with the architectures in nets.py) and the `annecs` metric.
+Defaults follow the published BipedalWalker settings of POET / Enhanced POET. The inline values reach
+`poet` as their validated params models (what their functions return). The run itself lives in
+expc.runtime.poet (imported only when a run starts)."""
 
 from __future__ import annotations
 
@@ -12,33 +13,13 @@ from typing import ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from expc.runtime.api import Artifact, OpError
+from expc.runtime.ops.nets import MlpParams, mlp  # noqa: F401  (the agent: an architecture declared with nets)
 from expc.runtime.registry import Input, Params, op
 from expc.runtime.types import value_type
 
-AGENT = value_type("agent", "a policy architecture for POET / RL", node=False, kinds={"model"})
 ES = value_type("es", "an evolution-strategy configuration", node=False)
 SCHEDULE = value_type("schedule", "a schedule (every N iterations, ...)", node=False)
 NOVELTY = value_type("novelty", "a novelty measure", node=False)
-
-
-class MlpParams(Params):
-    inputs: int | None = Field(None, ge=1, le=100_000, description="observation size (inferred from the env when omitted)")
-    hidden: list[int] = Field([40, 40], description="hidden layer widths")
-    outputs: int | None = Field(None, ge=1, le=100_000, description="action size (inferred from the env when omitted)")
-    activation: Literal["tanh", "relu"] = Field("tanh", description="hidden activation; outputs go through tanh")
-
-    @field_validator("hidden")
-    @classmethod
-    def _widths(cls, v):
-        if any(not 1 <= h <= 4096 for h in v):
-            raise ValueError("hidden widths must be in [1, 4096]")
-        return v
-
-
-@op("mlp", params=MlpParams, kinds={"model"}, returns="agent", inline=True)
-def mlp(p: MlpParams, ctx=None) -> MlpParams:
-    """An MLP policy for POET agents."""
-    return p
 
 
 class EsParams(Params):
@@ -134,7 +115,8 @@ _SCHEDULE_EXTRAS = {
 
 class PoetParams(Params):
     env: Input["env"] = Field(description="the initial environment and its mutable parameters")
-    agent: Input["agent"] = Field(None, description="the policy (default mlp(hidden = [40, 40]))")
+    agent: Input["net"] = Field(
+        None, description='the policy: mlp(...) (default mlp(hidden = [40, 40], activation = "tanh"))')
     es: Input["es"] = Field(None, description="ES settings (default es())")
     variant: Literal["original", "enhanced"] = Field("enhanced", description="POET 2019 or Enhanced POET 2020")
     iterations: int = Field(60000, ge=1, le=10_000_000, description="POET iterations (one ES step per pair each)")

@@ -22,7 +22,7 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator
 
 from expc.runtime.registry import Deferred, Input, Labelled, Params, Variadic, op
-from expc.runtime.types import value_type
+from expc.runtime.types import Shown, value_type
 
 def _report_summary(v) -> str | None:
     """`table of 4 rows (base, data mixing, ...) x 4 columns, 1 cost line, 3 plots`."""
@@ -42,7 +42,17 @@ def _report_summary(v) -> str | None:
     return ", ".join(parts) or "empty"
 
 
-REPORT = value_type("report", "a report (tables and plots)", kinds={"report"}, summary=_report_summary)
+def _report_shown(v) -> Shown | None:
+    """The report's table, its measured cost lines and its plots (files in its directory)."""
+    if not isinstance(v, dict):
+        return None
+    table = v.get("table") if isinstance(v.get("table"), dict) else {}
+    return Shown(headers=tuple(table.get("headers") or ()), rows=tuple(tuple(r) for r in table.get("rows") or ()),
+                 lines=tuple(v.get("lines") or ()), files=tuple(v.get("plots") or ()))
+
+
+REPORT = value_type("report", "a report (tables and plots)", kinds={"report"}, summary=_report_summary,
+                    show=_report_shown)
 PLOT = value_type("plot", "a report plot or measured comparison (history, response, curves, cost)", node=False)
 
 # ------------------------------------------------------------------------------------ plots and costs
@@ -59,7 +69,8 @@ def history(p: HistoryParams, ctx=None) -> None:
 
 @op("response", params=HistoryParams, returns="plot", inline=True)
 def response(p: HistoryParams, ctx=None) -> None:
-    """Objective against each searched param, one panel per param: the shape of the search landscape."""
+    """Objective and measures against each searched param, a panel per (objective or measure, param): the
+    shape of the search landscape, or a sweep's response curves (log axes for loguniform params)."""
 
 
 class CurvesParams(Params):

@@ -6,8 +6,10 @@
 
 The objective is evaluated once per trial with `ctx.evaluate(target, {param: value})`, so only the nodes
 that depend on the searched params run again; everything upstream (the fine-tunes) comes from the
-store. The study lives in Optuna's RDB storage (SQLite) in the node's work dir, so an interrupted
-search resumes where it stopped. The heavy code is in expc.runtime.search (imported only when a search
+store. `measure = {asr: asr_t, acc: acc}` records more evaluations at every trial; without an objective
+the search is a sweep (it needs `measure` and `over`): every trial is recorded, and there is no best.
+The study lives in Optuna's RDB storage (SQLite) in the node's work dir, so an interrupted search
+resumes where it stopped. The heavy code is in expc.runtime.search (imported only when a search
 runs).
 """
 
@@ -15,9 +17,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from expc.runtime.registry import Deferred, Evaluates, Input, Params, op
+from expc.runtime.registry import Deferred, Evaluates, Input, Labelled, Params, op
 from expc.runtime.types import value_type
 
 
@@ -33,6 +35,9 @@ def _search_summary(v) -> str | None:
         states[state] = states.get(state, 0) + 1
     others = ", ".join(f"{n} {s}" for s, n in states.items() if s != "complete")
     head = f"{len(trials)} trial{'s' if len(trials) != 1 else ''}" + (f" ({others})" if others else "")
+    measures = v.get("measures") or []
+    if measures:
+        head += f" measuring {', '.join(measures)}"
     if v.get("best_value") is None:
         return head
     objectives = v.get("objectives") or ["value"]
@@ -191,7 +196,12 @@ def median(p: MedianParams, ctx=None) -> None:
 
 class SearchParams(Params):
     objective: Annotated[Any, Deferred()] = Field(
-        description="minimize(EVAL), maximize(EVAL), or a list of them (multi-objective: the Pareto set)"
+        None, description="minimize(EVAL), maximize(EVAL), or a list of them (multi-objective: the Pareto set); "
+        "none: a sweep that records `measure` at every point of `over`"
+    )
+    measure: Annotated[dict | None, Deferred(), Labelled()] = Field(
+        None, description="evaluations recorded at every trial, {name: EVAL}, or a list [a, b] named after "
+        "its items; each trial's `measures` holds their numbers"
     )
     sampler: Input["sampler"] = Field({"$op": "tpe", "seed": 0, "startup": 10},
                                       description="tpe(seed), random(seed), grid(), cmaes(seed)")
@@ -200,18 +210,33 @@ class SearchParams(Params):
                           'with backend = "ray"')
     pruner: Input["pruner"] = Field(None, description="median() or none")
     over: Annotated[list[Any] | None, Deferred()] = Field(
-        None, description="the params to search (default: every `~` param the objective depends on)"
+        None, description="the params to search (default: every `~` param the objective depends on; a sweep "
+        "without an objective must name them)"
     )
 
     @field_validator("objective")
     @classmethod
     def _objective(cls, v):
+        if v is None:
+            return v
         items = v if isinstance(v, list) else [v]
         if not items:
             raise ValueError("expected minimize(EVAL), maximize(EVAL) or a list of them, got an empty list")
         for x in items:
             if not (isinstance(x, dict) and x.get("$op") in ("minimize", "maximize")):
                 raise ValueError("expected minimize(EVAL), maximize(EVAL) or a list of them")
+        return v
+
+    @field_validator("measure")
+    @classmethod
+    def _measure(cls, v):
+        if v is None:
+            return v
+        if not v:
+            raise ValueError("expected evaluations to record: measure = {name: EVAL, ...}")
+        for name, x in v.items():
+            if not (isinstance(x, dict) and "$ref" in x):
+                raise ValueError(f"measure '{name}' must be an evaluation (a node such as a metric), got {x!r}")
         return v
 
     @field_validator("over")
@@ -226,14 +251,30 @@ class SearchParams(Params):
                 raise ValueError("expected a list of params: over = [w1, w2]")
         return v
 
+    @model_validator(mode="after")
+    def _sweep(self):
+        if self.objective is None and self.measure is None:
+            raise ValueError("a search needs objective = minimize(EVAL) (or maximize), or measure = {name: EVAL} "
+                             "with over = [params] for a sweep")
+        if self.objective is None and self.over is None:
+            raise ValueError("a search without an objective (a sweep of its measures) must name its params: "
+                             "over = [p1, p2]")
+        return self
+
 
 @op("search", params=SearchParams, kinds={"search"}, returns="search", version=1,
     evaluates=Evaluates(over="over"))
 def search(p: SearchParams, ctx) -> dict:
     """Search params with Optuna: each trial evaluates the objective with that trial's params, rerunning
     only what depends on them. The result has `best` (a record of params: `node(NAME.best)` rebuilds a
-    node with them), `best_value`, `trials`, and for several objectives `pareto`. The study is kept in
-    SQLite in the node's work dir (a killed search resumes) and copied into the result as study.sqlite."""
+    node with them), `best_value`, `trials`, and for several objectives `pareto`. Every trial also
+    records each `measure` (`trials[i].measures`); without an objective the search is a sweep over
+    `over`: its trials are all it has (no best). The study is kept in SQLite in the node's work dir (a
+    killed search resumes) and copied into the result as study.sqlite.
+
+    search(objective = minimize(EVAL), trials = 20): optimize; search(objective = maximize(EVAL),
+    measure = {name: EVAL}): optimize, and record more at every trial; search(measure = [EVAL, ...],
+    sampler = grid(), over = [p]): a sweep."""
     from expc.runtime.search.driver import run_search
 
     return run_search(p, ctx)

@@ -92,7 +92,11 @@ def agent_json(s: PoetSettings) -> dict:
             raise OpError(str(e), field="env") from None
     finally:
         env.close()
-    a = s.agent
+    a = s.agent.for_agent()  # POET's defaults: hidden [40, 40], tanh
+    if a.activation not in ("tanh", "relu"):
+        raise OpError(f"mlp(activation = \"{a.activation}\"): POET agents use tanh or relu", field="agent")
+    if a.dropout:
+        raise OpError(f"mlp(dropout = {a.dropout}): POET agents have no dropout", field="agent")
     if a.inputs is not None and a.inputs != inputs:
         raise OpError(f"mlp(inputs = {a.inputs}) but {s.env.id} observations have {inputs} numbers", field="agent")
     if a.outputs is not None and a.outputs != outputs:

@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from expc.runtime.api import Artifact, OpError
+from expc.runtime.ops.replicate import plus_minus
 
 
 def build_report(p, ctx) -> dict:
@@ -30,6 +31,8 @@ def build_report(p, ctx) -> dict:
 
 
 def _cell(v: Any, member: str, digits: int) -> str:
+    if member == "value" and (spread := plus_minus(v, digits)) is not None:
+        return spread  # a replicate: `0.912 ± 0.008 (n=5)`; a comparison: `+0.012 [-0.003, +0.027] (n=5)`
     if isinstance(v, dict) and member in v:
         v = v[member]
     elif isinstance(v, dict) and "value" in v:

@@ -1,4 +1,5 @@
-"""Report plots (matplotlib, Agg backend): search history, objective against params, metric curves."""
+"""Report plots (matplotlib, Agg backend): search history, objective and measures against params,
+metric curves."""
 
 from __future__ import annotations
 
@@ -36,10 +37,30 @@ def _finished(result: dict) -> list[dict]:
     return [t for t in result.get("trials", []) if t.get("state") == "complete"]
 
 
+def _series(result: dict) -> list[tuple[str, int | str]]:
+    """What a search's plots show on their y axes, as (label, where): objective i, or measure name."""
+    objs = result.get("objectives") or []
+    dirs = result.get("directions") or []
+    out: list[tuple[str, int | str]] = [(f"{o} ({d})", i) for i, (o, d) in enumerate(zip(objs, dirs))]
+    return out + [(m, m) for m in result.get("measures") or []]
+
+
+def _y(trial: dict, where: int | str) -> float | None:
+    if isinstance(where, str):
+        v = (trial.get("measures") or {}).get(where)
+    elif "values" in trial:
+        v = (trial["values"] or [None])[where]
+    else:
+        v = trial.get("value")
+    return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
 def _history(spec: dict, ctx, field: str):
     name, result = _search(spec, ctx)
     trials = _finished(result)
-    dirs = result.get("directions", ["minimize"])
+    dirs = result.get("directions") or []
+    if not dirs:  # a sweep: each measure by trial
+        return _sweep_history(name, result, trials, field)
     fig, ax = plt.subplots(figsize=(6, 4))
     if len(dirs) == 2:
         pareto = {t["number"] for t in result.get("pareto", [])}
@@ -68,25 +89,58 @@ def _history(spec: dict, ctx, field: str):
     return fig
 
 
+def _sweep_history(name: str, result: dict, trials: list[dict], field: str):
+    series = _series(result)
+    if not series:
+        raise OpError(f"history({name}): the search has neither an objective nor measures", field=field)
+    fig, axes = plt.subplots(len(series), 1, figsize=(6, 2.6 * len(series)), sharex=True, squeeze=False)
+    for ax, (label, where) in zip(axes[:, 0], series):
+        ax.scatter([t["number"] for t in trials], [_y(t, where) for t in trials], s=18)
+        ax.set_ylabel(label)
+    axes[-1][0].set_xlabel("trial")
+    fig.suptitle(f"sweep {name}: measures by trial")
+    return fig
+
+
 def _response(spec: dict, ctx, field: str):
+    """One panel per (objective or measure, param): a row per y, a column per numeric param. A param
+    drawn log-uniformly gets a log axis; with one param the points are joined in order of the param
+    (a grid sweep draws its curve)."""
     name, result = _search(spec, ctx)
     trials = _finished(result)
     params = [p for p in result.get("params", []) if all(isinstance(t["params"].get(p), (int, float))
                                                         for t in trials)]
     if not params:
         raise OpError(f"response({name}): the search has no numeric params to plot", field=field)
-    fig, axes = plt.subplots(1, len(params), figsize=(3.2 * len(params), 3.2), sharey=True, squeeze=False)
-    vals = [t["value"] if "value" in t else t["values"][0] for t in trials]
+    series = _series(result)
+    if not series:
+        raise OpError(f"response({name}): the search has neither an objective nor measures", field=field)
+    log = set(result.get("log") or [])
     best = result.get("best_trial")
-    for ax, p in zip(axes[0], params):
-        xs = [t["params"][p] for t in trials]
-        ax.scatter(xs, vals, s=16)
-        for t, x, v in zip(trials, xs, vals):
-            if t["number"] == best:
-                ax.scatter([x], [v], s=60, facecolors="none", edgecolors="C3", label="best")
-        ax.set_xlabel(p)
-    axes[0][0].set_ylabel((result.get("objectives") or ["objective"])[0])
-    fig.suptitle(f"search {name}: objective by param")
+    fig, axes = plt.subplots(len(series), len(params), figsize=(3.4 * len(params), 2.8 * len(series)),
+                             sharex="col", sharey="row", squeeze=False)
+    for r, (label, where) in enumerate(series):
+        for c, p in enumerate(params):
+            ax = axes[r][c]
+            points = sorted((t["params"][p], _y(t, where), t["number"]) for t in trials
+                            if _y(t, where) is not None)
+            xs = [x for x, _, _ in points]
+            ys = [y for _, y, _ in points]
+            if len(params) == 1:
+                ax.plot(xs, ys, "o-", ms=4)
+            else:
+                ax.scatter(xs, ys, s=16)
+            for x, y, n in points:
+                if n == best and not isinstance(where, str):
+                    ax.scatter([x], [y], s=60, facecolors="none", edgecolors="C3", label="best")
+            if p in log:
+                ax.set_xscale("log")
+            if r == len(series) - 1:
+                ax.set_xlabel(p)
+            if c == 0:
+                ax.set_ylabel(label)
+    what = "objective" if len(series) == 1 and not result.get("measures") else "response"
+    fig.suptitle(f"search {name}: {what} by param")
     return fig
 
 

@@ -1,6 +1,10 @@
 """The trial loop, in the shape of Optuna's ask/tell: ask a generation of up to `parallel` trials,
 evaluate the objective under each with ctx.map (here, in worker processes or as Ray tasks: the
-interpreter decides), tell the results, repeat.
+interpreter decides), then each measure the same way, tell the results, repeat.
+
+Measures are kept as the trial's user attribute "measures" ({name: number}), so a resumed study has
+them too. A sweep (no objective) still needs a study direction: Optuna is told a constant 0 for every
+trial, so a sampler that models the history sees a flat landscape and no trial is better than another.
 
 The study is stored in SQLite (Optuna RDB storage) in the node's work dir under the node's key, so a
 killed or cancelled search resumes: finished trials are kept and only the remainder runs. Trials that
@@ -20,9 +24,12 @@ import optuna
 from optuna.trial import TrialState
 
 from expc.runtime.api import MapResult, OpError, Pruned
-from expc.runtime.search.trial import Target, is_finite, objective_value, targets_of
+from expc.runtime.search.trial import (Measure, Target, is_finite, measure_value, measures_of, objective_value,
+                                       targets_of)
 
 _COUNTED = "expc_counted"  # user attr of trials that count toward `trials` (finished, even with nan)
+_MEASURES = "measures"  # user attr: the trial's measures, {name: number}
+_SWEEP = 0.0  # what Optuna is told for every trial of a search without an objective
 
 
 def searched_params(p, ctx, targets: list[Target]) -> list[str]:
@@ -38,7 +45,7 @@ def searched_params(p, ctx, targets: list[Target]) -> list[str]:
     used: set[str] = set()
     for t in targets:
         used |= set(ctx.params_of(t.node))
-    fixed = set(ctx.env)  # params set on the command line stay fixed
+    fixed = set(ctx.bindings)  # params set on the command line stay fixed
     names = sorted(n for n in used - fixed if ctx.distribution(n) is not None)
     if not names:
         raise OpError("the objective depends on no searched param: nothing to search",
@@ -64,6 +71,7 @@ def run_search(p, ctx) -> dict:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     started = time.time()
     targets = targets_of(p.objective)
+    measures = measures_of(p.measure)
     names = searched_params(p, ctx, targets)
     space = {n: ctx.distribution(n) for n in names}
     dists = {n: d.optuna() for n, d in space.items()}
@@ -86,9 +94,9 @@ def run_search(p, ctx) -> dict:
                      field="pruner")
     p.sampler.make(0, grid, multi)  # reports a sampler that cannot run before any work
     pruner = p.pruner.make() if p.pruner is not None else optuna.pruners.NopPruner()
-    study = _open_study(ctx, [t.direction for t in targets], pruner)
+    study = _open_study(ctx, [t.direction for t in targets] or ["minimize"], pruner)
     done = _counted(study)
-    advance = ctx.progress(trials, "search")
+    advance = ctx.progress(trials, "search", unit="trial")
     if done:
         advance(done)
 
@@ -104,38 +112,43 @@ def run_search(p, ctx) -> dict:
                 # Reseed from the count of trials finished or asked: deterministic for parallel = 1.
                 study.sampler = p.sampler.make(done + len(asked), grid, multi)
                 asked.append(study.ask(dists))
-            outcomes = _evaluate(ctx, targets, asked, p.parallel, first, metric)
-            told = _tell(study, ctx, names, asked, outcomes)
+            outcomes = _evaluate(ctx, targets, measures, asked, p.parallel, first, metric)
+            told = _tell(study, ctx, names, asked, outcomes, sweep=not targets)
             done += told
             advance(told)
             first = False
     finally:
         for t in asked:  # interrupted: in-flight trials do not count
             study.tell(t, state=TrialState.FAIL)
-    return _result(study, ctx, targets, names, time.time() - started)
+    return _result(study, ctx, targets, measures, names, dists, time.time() - started)
 
 
-def _evaluate(ctx, targets: list[Target], asked: list, parallel: int, in_process: bool,
-              metric: str | None) -> list[tuple[MapResult | None, list[float], float]]:
-    """Each asked trial's (failure or None, objective values, seconds): one ctx.map per objective, the
-    later ones only over the trials the earlier ones did not fail (they find the shared work stored)."""
+def _evaluate(ctx, targets: list[Target], measures: list[Measure], asked: list, parallel: int,
+              in_process: bool, metric: str | None) -> list[tuple[MapResult | None, list[float], dict, float]]:
+    """Each asked trial's (failure or None, objective values, measures, seconds): one ctx.map per
+    objective, then one per measure, each only over the trials the earlier ones did not fail (they
+    find the shared work stored)."""
     bindings = [dict(t.params) for t in asked]
     hooks = [_pruning_hook(t, metric, t.number) for t in asked] if metric else None
     failed: dict[int, MapResult] = {}
     values: list[list[float]] = [[] for _ in asked]
+    measured: list[dict[str, float]] = [{} for _ in asked]
     seconds = [0.0] * len(asked)
-    for target in targets:
+    for target in [*targets, *measures]:
         todo = [i for i in range(len(asked)) if i not in failed]
-        on_metric = (lambda j, *a, todo=todo: hooks[todo[j]](*a)) if hooks else None
+        objective = isinstance(target, Target)
+        on_metric = (lambda j, *a, todo=todo: hooks[todo[j]](*a)) if hooks and objective else None
         results = ctx.map(target.node, [bindings[i] for i in todo], parallel=parallel, on_metric=on_metric,
                           in_process=in_process)
         for i, r in zip(todo, results):
             seconds[i] += r.seconds
-            if r.ok:
+            if not r.ok:
+                failed[i] = r
+            elif objective:
                 values[i].append(objective_value(r.value, target))
             else:
-                failed[i] = r
-    return [(failed.get(i), values[i], seconds[i]) for i in range(len(asked))]
+                measured[i][target.name] = measure_value(r.value, target)
+    return [(failed.get(i), values[i], measured[i], seconds[i]) for i in range(len(asked))]
 
 
 def _pruning_hook(trial: optuna.trial.Trial, metric: str, number: int):
@@ -151,12 +164,12 @@ def _pruning_hook(trial: optuna.trial.Trial, metric: str, number: int):
     return on_metric
 
 
-def _tell(study, ctx, names, asked: list, outcomes) -> int:
+def _tell(study, ctx, names, asked: list, outcomes, sweep: bool) -> int:
     """Tell Optuna how each trial of a generation went; returns how many count toward `trials`. A
     trial that failed fails the search, with its node's diagnostic, once the others are told."""
     counted = 0
     failure: MapResult | None = None
-    for trial, (failed, values, seconds) in zip(asked, outcomes):
+    for trial, (failed, values, measured, seconds) in zip(asked, outcomes):
         number = trial.number
         if failed is not None and failed.pruned:
             trial.set_user_attr(_COUNTED, True)
@@ -171,13 +184,19 @@ def _tell(study, ctx, names, asked: list, outcomes) -> int:
             continue
         trial.set_user_attr(_COUNTED, True)
         trial.set_user_attr("seconds", seconds)
-        if is_finite(values):
+        if measured:
+            trial.set_user_attr(_MEASURES, measured)
+        if sweep:
+            study.tell(trial, _SWEEP)
+        elif is_finite(values):
             study.tell(trial, values if len(values) > 1 else values[0])
         else:  # Optuna keeps non-finite objectives as failed trials; they still count
             ctx.warn(f"trial {number}: the objective is not finite ({values}); the trial is marked failed")
             study.tell(trial, state=TrialState.FAIL)
         for i, v in enumerate(values):
             ctx.log("objective" if len(values) == 1 else f"objective.{i}", v, step=number)
+        for name, v in measured.items():
+            ctx.log(f"measure.{name}", v, step=number)
         for n in names:
             v = trial.params.get(n)
             if isinstance(v, (int, float)) and not isinstance(v, bool):
@@ -189,30 +208,43 @@ def _tell(study, ctx, names, asked: list, outcomes) -> int:
     return counted
 
 
-def _trial_row(t: optuna.trial.FrozenTrial, multi: bool) -> dict:
+def _trial_row(t: optuna.trial.FrozenTrial, multi: bool, sweep: bool, measures: list[Measure]) -> dict:
     row: dict[str, Any] = {"number": t.number, "params": dict(t.params), "state": t.state.name.lower(),
                            "seconds": t.user_attrs.get("seconds")}
     if multi:
         row["values"] = list(t.values) if t.values is not None else None
-    else:
+    elif not sweep:
         row["value"] = t.value if t.values is not None else None
+    if measures:
+        recorded = t.user_attrs.get(_MEASURES) or {}
+        row["measures"] = {m.name: recorded.get(m.name) for m in measures}
     return row
 
 
-def _result(study: optuna.Study, ctx, targets: list[Target], names: list[str], seconds: float) -> dict:
+def _result(study: optuna.Study, ctx, targets: list[Target], measures: list[Measure], names: list[str],
+            dists: dict[str, Any], seconds: float) -> dict:
     multi = len(targets) > 1
-    rows = [_trial_row(t, multi) for t in study.get_trials(deepcopy=False) if t.user_attrs.get(_COUNTED)]
+    sweep = not targets
+    rows = [_trial_row(t, multi, sweep, measures) for t in study.get_trials(deepcopy=False)
+            if t.user_attrs.get(_COUNTED)]
     complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
     if not complete:
-        raise OpError("no trial finished with a finite objective", field="objective")
+        raise OpError("no trial finished with a finite objective" if not sweep else "no trial finished",
+                      field="objective" if not sweep else "measure")
     out: dict[str, Any] = {
         "directions": [t.direction for t in targets],
         "objectives": [t.label for t in targets],
+        "measures": [m.name for m in measures],
         "params": names,
+        "log": [n for n, d in dists.items() if getattr(d, "log", False)],  # params drawn on a log scale
         "trials": rows,
         "seconds": seconds,
         "study": "study.sqlite",
     }
+    if sweep:  # nothing is optimized: no best (node(NAME.best) is an error)
+        out.update(best=None, best_value=None, best_trial=None, pareto=[])
+        _copy_study(ctx)
+        return out
     if multi:
         pareto = sorted(study.best_trials, key=lambda t: t.number)
         sign = 1 if targets[0].direction == "minimize" else -1

@@ -1,4 +1,5 @@
-"""A search's objectives: the nodes a trial evaluates (with ctx.map), and the number each result gives."""
+"""A search's objectives and measures: the nodes a trial evaluates (with ctx.map), and the number each
+result gives."""
 
 from __future__ import annotations
 
@@ -22,7 +23,22 @@ class Target:
         return ".".join([self.node, *map(str, self.path)])
 
 
+@dataclass(frozen=True)
+class Measure:
+    """One measure of a sweep: recorded at every trial under its name, optimized by nobody."""
+
+    name: str
+    node: str
+    path: tuple[Any, ...]
+
+    @property
+    def label(self) -> str:
+        return ".".join([self.node, *map(str, self.path)])
+
+
 def targets_of(objective: Any) -> list[Target]:
+    if objective is None:  # a sweep: measures only
+        return []
     items = objective if isinstance(objective, list) else [objective]
     out = []
     for i, o in enumerate(items):
@@ -34,19 +50,33 @@ def targets_of(objective: Any) -> list[Target]:
     return out
 
 
-def objective_value(value: Any, target: Target) -> float:
+def measures_of(measure: dict[str, Any] | None) -> list[Measure]:
+    """The search's `measure` record (its validator has checked that each value is a node), in order."""
+    return [Measure(name, ref["$ref"], tuple(ref.get("path", []))) for name, ref in (measure or {}).items()]
+
+
+def number_of(value: Any, node: str, path: tuple[Any, ...], field: str, what: str) -> float:
     """A metric's "value", or the number itself, after following the member path."""
-    for m in target.path:
+    label = ".".join([node, *map(str, path)])
+    for m in path:
         try:
             value = value[m]
         except (KeyError, IndexError, TypeError):
-            raise OpError(f"the result of '{target.node}' has no member '{m}'", field="objective") from None
+            raise OpError(f"the result of '{node}' has no member '{m}'", field=field) from None
     if isinstance(value, dict) and "value" in value:
         value = value["value"]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise OpError(f"the objective '{target.label}' is not a number (got {type(value).__name__}): "
-                      "optimize a metric or a numeric member of a result", field="objective")
+        raise OpError(f"the {what} '{label}' is not a number (got {type(value).__name__}): "
+                      f"use a metric or a numeric member of a result", field=field)
     return float(value)
+
+
+def objective_value(value: Any, target: Target) -> float:
+    return number_of(value, target.node, target.path, "objective", "objective")
+
+
+def measure_value(value: Any, measure: Measure) -> float:
+    return number_of(value, measure.node, measure.path, f"measure.{measure.name}", "measure")
 
 
 def is_finite(values: list[float]) -> bool:

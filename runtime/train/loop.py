@@ -12,6 +12,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -28,7 +29,7 @@ class TrainConfig:
     lr: float
     batch: int
     context: int
-    optimizer: str = "adamw"
+    optimizer: Any = "adamw"  # a name, or an optimizer value of runtime/ops/optim.py (its lr is `lr`)
     schedule: str = "cosine"
     warmup: int = 0
     weight_decay: float = 0.0
@@ -72,12 +73,12 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 
 def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
-    params = [p for p in params if p.requires_grad]
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+    """`cfg.optimizer`: a name ("adamw", "adam", "sgd") or an optimizer value (sgd/adam/fop params)."""
+    from expc.runtime.train.optim import build_optimizer, named_optimizer
+
+    if isinstance(cfg.optimizer, str):
+        return named_optimizer(cfg.optimizer, params, cfg.lr, cfg.weight_decay)
+    return build_optimizer(cfg.optimizer, params)
 
 
 def _rng_state(gen: torch.Generator, device: str) -> dict[str, torch.Tensor]:
@@ -144,7 +145,7 @@ def train(lm, stream: torch.Tensor, cfg: TrainConfig, ctx, device: str, work_dir
                         bad = done - pending + i + 1
                         raise OpError(
                             f"{ctx.node}: training loss is {v} at step {bad} (lr {lr_at(bad - 1, cfg):.3g})",
-                            field="lr",
+                            field="lr" if isinstance(cfg.optimizer, str) else "optimizer",
                             hint="lower lr, add warmup, or check the data",
                         )
                 final_loss = sum(values) / len(values)

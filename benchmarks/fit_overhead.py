@@ -1,0 +1,161 @@
+"""One `fit` operator call versus the equivalent hand-written PyTorch loop, on the same network and batches.
+
+Both read the same `tensors` data (digits, 1,437 training examples), build the same network from the
+same seed (so the same initial weights), visit the same batches (the per-epoch permutation `fit`
+documents), take the same Adam steps and save the weights; the hand loop's final weights are checked
+to be bit-identical to the operator's. The operator additionally logs loss and accuracy every 10
+steps and writes resumable checkpoints every 100 steps (its real settings). Runs alternate; the table
+shows medians of wall time and of process CPU time (steadier on a shared machine). Goal: ratio <= 1.05.
+
+    .venv/bin/python benchmarks/fit_overhead.py [--steps 1000] [--repeats 5] [--nets mlp,cnn]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from _opctx import OpContext, run  # noqa: E402
+
+NETS = {
+    "mlp": {"$op": "mlp", "hidden": [64]},
+    "cnn": {"$op": "cnn", "channels": [16, 32], "hidden": [64]},
+}
+
+
+def hand_net(kind: str, seed: int):
+    """The same layers, created in the same order from the same seed (deliberately not expc's code)."""
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    torch.manual_seed(seed)
+    if kind == "mlp":
+        hidden, head = nn.Linear(64, 64), nn.Linear(64, 10)
+
+        def forward(x):
+            return head(F.relu(hidden((x * (1 / 16)).flatten(1))))
+
+        modules = nn.ModuleDict({"hidden": hidden, "head": head})
+    else:
+        c1, c2 = nn.Conv2d(1, 16, 3, padding=1), nn.Conv2d(16, 32, 3, padding=1)
+        hidden, head = nn.Linear(32 * 2 * 2, 64), nn.Linear(64, 10)
+
+        def forward(x):
+            x = F.max_pool2d(F.relu(c1(x * (1 / 16))), 2)
+            x = F.max_pool2d(F.relu(c2(x)), 2)
+            return head(F.relu(hidden(x.flatten(1))))
+
+        modules = nn.ModuleDict({"c1": c1, "c2": c2, "hidden": hidden, "head": head})
+    return modules, forward
+
+
+def _hand_name(name: str) -> str:
+    """The hand-written network's name of one of fit's tensors."""
+    for ours, theirs in (("conv.0.", "c1."), ("conv.1.", "c2."), ("hidden.0.", "hidden.")):
+        if name.startswith(ours):
+            return theirs + name[len(ours):]
+    return name
+
+
+def hand_loop(kind: str, data, out: Path, a) -> None:
+    import torch
+    import torch.nn.functional as F
+    from safetensors.torch import save_file
+
+    X, y = (torch.from_numpy(v) for v in data.load())
+    modules, forward = hand_net(kind, a.seed)
+    opt = torch.optim.Adam(modules.parameters(), lr=a.lr)
+    torch.manual_seed(a.seed)
+    per_epoch = math.ceil(len(X) / a.batch)
+    order = None
+    for step in range(a.steps):
+        epoch, i = divmod(step, per_epoch)
+        if i == 0 or order is None:
+            gen = torch.Generator().manual_seed((a.seed * 0x9E3779B97F4A7C15 + epoch) % 2**63)
+            order = torch.randperm(len(X), generator=gen)
+        idx = order[i * a.batch : (i + 1) * a.batch]
+        loss = F.cross_entropy(forward(X[idx]), y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    out.mkdir(parents=True)
+    save_file({k: v.contiguous() for k, v in modules.state_dict().items()}, str(out / "model.safetensors"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--nets", default="mlp,cnn")
+    a = ap.parse_args()
+
+    import torch
+    from safetensors.torch import load_file
+
+    from expc.runtime.ops import data as D
+    from expc.runtime.ops import fit as FIT
+    from expc.runtime.ops import tensors as TS
+    from expc.runtime.registry import load_registry
+
+    reg = load_registry()
+    root = Path(tempfile.mkdtemp(prefix="expc-bench-fit-"))
+    rows = []
+    try:
+        digits = run(TS.digits, OpContext(root / "digits"))
+        train = run(D.split, OpContext(root / "split"), data=digits, test=0.2, seed=0)["train"]
+        load = os.getloadavg()[0]
+        for kind in a.nets.split(","):
+            op_t, hand_t, op_c, hand_c = [], [], [], []
+            for r in range(-1, a.repeats):  # r = -1: warm-up of both, not timed
+                ctx = OpContext(root / f"{kind}-op{r}", node="bench")
+                params = reg.built(FIT.fit.params(model=NETS[kind], data=train, steps=a.steps, batch=a.batch,
+                                                  optimizer={"$op": "adam", "lr": a.lr}, seed=a.seed), ctx)
+                t, c = time.perf_counter(), time.process_time()
+                clf = FIT.fit.fn(params, ctx)
+                t_op, c_op = time.perf_counter() - t, time.process_time() - c
+                threads = torch.get_num_threads()  # the op chose it; the hand loop uses the same
+                out = root / f"{kind}-hand{r}"
+                t, c = time.perf_counter(), time.process_time()
+                hand_loop(kind, train, out, a)
+                t_hand, c_hand = time.perf_counter() - t, time.process_time() - c
+                if r >= 0:
+                    op_t.append(t_op)
+                    hand_t.append(t_hand)
+                    op_c.append(c_op)
+                    hand_c.append(c_hand)
+                wa = load_file(str(clf.path / "model.safetensors"))
+                wb = load_file(str(out / "model.safetensors"))
+                assert all(torch.equal(v, wb[_hand_name(k)]) for k, v in wa.items()), \
+                    "the hand loop computed something else"
+            rows.append((kind, clf.n_params, threads, statistics.median(hand_t), statistics.median(op_t),
+                         statistics.median(hand_c), statistics.median(op_c), op_t, hand_t))
+        print(f"digits ({train.n:,} training examples of 1x8x8), batch {a.batch}, {a.steps} Adam steps; "
+              f"medians of {a.repeats} alternating runs; final weights bit-identical")
+        print(f"machine load average before the runs: {load:.2f} on {os.cpu_count()} cores")
+        print(f"{'net':6}{'params':>8}{'threads':>8}{'hand s':>9}{'fit s':>9}{'hand ms/step':>14}"
+              f"{'fit ms/step':>13}{'ratio':>8}{'CPU ratio':>11}")
+        for kind, n, threads, h, o, hc, oc, _, _ in rows:
+            print(f"{kind:6}{n:>8,}{threads:>8}{h:9.3f}{o:9.3f}{1e3 * h / a.steps:14.3f}{1e3 * o / a.steps:13.3f}"
+                  f"{o / h:8.3f}{oc / hc:11.3f}")
+        for kind, *_, op_t, hand_t in rows:
+            print(f"all runs (s), {kind}: fit " + " ".join(f"{t:.2f}" for t in op_t)
+                  + "; hand " + " ".join(f"{t:.2f}" for t in hand_t))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
