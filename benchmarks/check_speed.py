@@ -5,7 +5,11 @@ Prints one table; baselines are measured in the same run (this machine is noisy:
   - cold `expc check` on an example, `expc fmt --check` and `expc graph` on it;
   - in-process `compile` of a generated 5,000-statement spec, and its parse alone.
 
-    python benchmarks/check_speed.py [--repeat 5]
+    python benchmarks/check_speed.py [--repeat 5] [--against DIR]
+
+--against DIR compares with another checkout of expc (an older commit: `git worktree add DIR COMMIT`,
+installed in its own virtual environment DIR/.venv or given with --against-python): cold `expc
+check` of the same example by both, runs alternating, medians side by side with their ratio.
 """
 
 from __future__ import annotations
@@ -44,7 +48,12 @@ def generated_spec(n: int) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--against", type=Path, help="another checkout of expc to compare cold checks with")
+    ap.add_argument("--against-python", help="its interpreter (default: DIR/.venv/bin/python)")
     args = ap.parse_args()
+    if args.against is not None:
+        compare(args)
+        return
     py = sys.executable
     example = next(iter(sorted((ROOT / "examples").glob("*.exp"))), None)
     rows = []
@@ -88,6 +97,26 @@ def main() -> None:
     for name, s in rows:
         print(f"{name.ljust(w)}  {s:8.3f}  {s / base_py:16.2f}")
     print("\ngoals: cold `expc check` of an example < 0.5 s; 5,000-statement check < 2 s (2 cores)")
+
+
+def compare(args) -> None:
+    """Cold `expc check examples/dem.exp` here and in another checkout, alternating, same example text."""
+    other_py = args.against_python or str(args.against / ".venv" / "bin" / "python")
+    runs = {"this checkout": (sys.executable, ROOT), f"{args.against}": (other_py, args.against)}
+    times: dict[str, list[float]] = {k: [] for k in runs}
+    for i in range(max(3, args.repeat)):
+        for name in (list(runs) if i % 2 == 0 else list(reversed(runs))):
+            py, root = runs[name]
+            t = time.perf_counter()
+            r = subprocess.run([py, "-m", "expc", "check", "examples/dem.exp"], cwd=root, capture_output=True)
+            times[name].append(time.perf_counter() - t)
+            if r.returncode != 0:
+                raise SystemExit(f"{name}: expc check failed: {r.stderr.decode()[-500:]}")
+    base = statistics.median(times[f"{args.against}"])
+    print(f"cold `expc check examples/dem.exp`, {max(3, args.repeat)} alternating runs each")
+    print(f"{'checkout':<40}  {'median s':>8}  {'min s':>6}  {'ratio':>5}")
+    for name, ts in times.items():
+        print(f"{name:<40}  {statistics.median(ts):8.3f}  {min(ts):6.3f}  {statistics.median(ts) / base:5.2f}")
 
 
 if __name__ == "__main__":

@@ -252,6 +252,12 @@ def cmd_watch(args) -> int:
     return watch(args.file, list(args.overrides), args.cache, debounce=args.debounce, once=args.max_runs)
 
 
+def cmd_lsp(args) -> int:
+    from expc.interpreter.lsp.server import serve
+
+    return serve(debounce=args.debounce)
+
+
 def cmd_runs(args) -> int:
     from expc.interpreter.console import print_runs
     from expc.interpreter.runs import Runs
@@ -302,8 +308,8 @@ def _stdout_to_stderr(on: bool):
 
 
 def _save(session, result, name: str, dest: str) -> None:
-    import shutil
-
+    """Write a node's result out of the store: its files are hard-linked (or cloned) where DEST is on
+    the store's file system, copied elsewhere (Store.export); a plain value as JSON."""
     from expc.runtime.api import Artifact
 
     ex = session.executor(result.run_id)
@@ -312,19 +318,12 @@ def _save(session, result, name: str, dest: str) -> None:
         value = ex.evaluate(name)
     out = Path(dest)
     if isinstance(value, Artifact):
-        if out.exists():
-            shutil.rmtree(out)
-        shutil.copytree(value.path, out, symlinks=False)
-        meta = out / "value.json"
-        if meta.exists():
-            meta.unlink()
-        print(f"saved {name} ({value.tag}) to {out}")
+        how = session.store.export(Path(value.path), out, skip=("value.json",))
+        print(f"saved {name} ({value.tag}) to {out}{_how(how)}")
     elif _holds_artifact(value):
         # a record of artifacts (a split): its node directory, with value.json naming the members' files
-        if out.exists():
-            shutil.rmtree(out)
-        shutil.copytree(session.store.path(ex.plan(name).key), out, symlinks=False)
-        print(f"saved {name} to {out}")
+        how = session.store.export(session.store.path(ex.plan(name).key), out, skip=())
+        print(f"saved {name} to {out}{_how(how)}")
     else:
         from expc.interpreter.store import encode
 
@@ -332,6 +331,15 @@ def _save(session, result, name: str, dest: str) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(encode(value, Path(".")), indent=2), encoding="utf-8")
         print(f"saved {name} to {target}")
+
+
+def _how(counts: dict[str, int]) -> str:
+    """` (3 files hard-linked to the store, read-only; 1 copied)`: what Store.export did."""
+    words = {"cloned": "cloned (copy-on-write)", "linked": "hard-linked to the store, read-only",
+             "copied": "copied"}
+    parts = [f"{n} {words[k]}" if i else f"{n} file{'s' if n != 1 else ''} {words[k]}"
+             for i, (k, n) in enumerate(counts.items())]
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def _holds_artifact(value: Any) -> bool:
@@ -397,6 +405,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("types", help="list value types, or show one")
     s.add_argument("name", nargs="?")
     s.set_defaults(fn=cmd_types)
+
+    s = sub.add_parser("lsp", help="the language server for editors (Language Server Protocol on stdio)")
+    s.add_argument("--debounce", type=float, default=None, metavar="SECONDS",
+                   help="quiet time after an edit before checking (default 0.025)")
+    s.set_defaults(fn=cmd_lsp)
 
     s = sub.add_parser("runs", help="list runs")
     s.add_argument("--cache")

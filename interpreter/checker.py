@@ -17,8 +17,8 @@ from expc.interpreter.prechecks import run_prechecks
 from expc.interpreter import symbolic
 from expc.runtime.registry import Registry
 from expc.spec import ast
-from expc.spec.diagnostics import Collector, Span, closest_span, did_you_mean
-from expc.spec.ir import Node, ParamDecl, Program, Settings
+from expc.spec.diagnostics import Collector, Span, did_you_mean, validation_diagnostics
+from expc.spec.ir import Arith, FileRef, Inline, Node, ParamDecl, ParamRef, Program, Ref, Settings, Wire, refs, to_wire
 from expc.spec.types import KINDS, STATEMENT_KEYWORDS, describe
 
 
@@ -119,7 +119,7 @@ class Checker:
             if not typed.const:
                 self.diags.error("E301", f"experiment setting '{f.name}' must be a constant", f.value.span)
                 continue
-            values[f.name] = typed.value
+            values[f.name] = to_wire(typed.value)
             spans[f.name] = f.value.span
         try:
             self.settings = Settings.model_validate(values)
@@ -147,7 +147,7 @@ class Checker:
             self.failed_params.add(name)
             return None
         if stmt.searched:
-            dist = self.registry.distribution(typed.value)
+            dist = self.registry.distribution(to_wire(typed.value)) if isinstance(typed.value, Inline) else None
             if dist is None:
                 self.diags.error(
                     "E301",
@@ -159,7 +159,7 @@ class Checker:
                 return None
             decl = ParamDecl(name=name, dist=typed.value, type=dist.value_type(), span=stmt.name_span)
         else:
-            if self.registry.types.is_node(typed.type) or any(True for _ in symbolic.refs(typed.value)):
+            if self.registry.types.is_node(typed.type) or any(True for _ in refs(typed.value)):
                 self.diags.error(
                     "E301",
                     f"param '{name}' must be a constant (number, string, bool, list or record), got {typed.type}",
@@ -178,30 +178,40 @@ class Checker:
         if p is None:
             return False, None
         if p.dist is not None:
-            default = p.dist.get("default")
+            default = to_wire(p.dist.args.get("default"))
             return (default is not None), default
         return True, self.resolve_defaults(p.value)
 
-    def resolve_defaults(self, value: Any) -> Any:
-        """Evaluate $param / $arith with defaults; unknown values become _UNKNOWN."""
+    def distribution(self, p: ParamDecl):
+        """The validated distribution of a searched param (None for a plain param)."""
+        return self.registry.distribution(to_wire(p.dist)) if p.dist is not None else None
+
+    def resolve_defaults(self, value: Any, placeholders: bool = False) -> Any:
+        """A value as JSON with params at their defaults and arithmetic done; what is not known at
+        check time becomes _UNKNOWN. With `placeholders`, node results read "<id>" and files their
+        path (what a params model sees of them at check time)."""
 
         def fn(v):
-            if symbolic.is_tagged(v, "$param"):
-                known, d = self.param_default(v["$param"])
-                for m in v.get("path", []):
+            if isinstance(v, ParamRef):
+                known, d = self.param_default(v.name)
+                for m in v.path:
                     d = d.get(m, _UNKNOWN) if isinstance(d, dict) else _UNKNOWN
-                return d if known else _UNKNOWN
-            if symbolic.is_tagged(v, "$arith"):
-                args = [self.resolve_defaults(a) for a in v["args"]]
+                return Wire(d if known else _UNKNOWN)
+            if isinstance(v, Arith):
+                args = [self.resolve_defaults(a, placeholders) for a in v.args]
                 if any(a is _UNKNOWN for a in args):
-                    return _UNKNOWN
+                    return Wire(_UNKNOWN)
                 try:
-                    return symbolic.arith(v["$arith"], args)
+                    return Wire(symbolic.arith(v.op, args))
                 except (ZeroDivisionError, TypeError):
-                    return _UNKNOWN
+                    return Wire(_UNKNOWN)
+            if placeholders and isinstance(v, Ref):
+                return Wire(f"<{v.node}>")
+            if placeholders and isinstance(v, FileRef):
+                return Wire(v.path)
             return None
 
-        return symbolic.transform(value, fn)
+        return to_wire(value, fn)
 
     # -- declarations ------------------------------------------------------------------------------
 
@@ -272,16 +282,17 @@ class Checker:
 
         searched: set[str] = set()
         evaluators: set[str] = set()
+        memo: dict = {}  # params_used of every node, computed once (inputs are shared by many nodes)
         for node in self.nodes.values():
             op = self.registry.get(node.op)
             if op is not None and op.evaluates is not None:
-                searched |= objective_params(node, self.nodes, self.registry)
+                searched |= objective_params(node, self.nodes, self.registry, memo)
                 evaluators.add(node.id)
         for nid in self.decls:
             node = self.nodes.get(nid)
             if node is None or nid in evaluators:
                 continue
-            for p in sorted(params_used(nid, self.nodes, self.registry)):
+            for p in sorted(params_used(nid, self.nodes, self.registry, memo)):
                 decl = self.params.get(p)
                 if decl is not None and not decl.has_default and p not in searched:
                     self.diags.error(
@@ -308,21 +319,7 @@ class Checker:
 
     def report_validation(self, errors: list[dict], spans: dict[str, Span], fallback: Span, what: str) -> None:
         """Pydantic errors (ValidationError.errors()) as diagnostics at the spans of their fields."""
-        for e in errors:
-            loc = [str(x) for x in e.get("loc", ())]
-            key = ".".join(loc)
-            span = closest_span(spans, key)
-            field = loc[0] if loc else ""
-            msg = e.get("msg", "invalid value")
-            if e.get("type") == "missing":
-                self.diags.error("E403", f"{what} is missing the required argument '{field}'", fallback)
-            elif e.get("type") == "extra_forbidden":
-                self.diags.error("E402", f"{what} has no parameter '{field}'", span or fallback)
-            else:
-                got = e.get("input")
-                shown = f" (got {got!r})" if got is not None and not isinstance(got, (dict, list)) else ""
-                target = f"for '{key}' of {what}" if key else f"of {what}"
-                self.diags.error("E401", f"invalid value {target}: {msg}{shown}", span or fallback)
+        self.diags.extend(validation_diagnostics(errors, spans, fallback, what))
 
 
 class _Unknown:

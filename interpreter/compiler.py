@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from expc.interpreter.checker import check
 from expc.interpreter.loader import load
@@ -20,20 +20,22 @@ class Compiled:
     sources: SourceCache
     texts: dict[str, str]  # file -> source text (for fmt and watch)
     warnings: list = field(default_factory=list)  # Diagnostics of severity "warning"
-    env: dict[str, Any] = field(default_factory=dict)  # params bound by command-line overrides
+    bindings: dict[str, Any] = field(default_factory=dict)  # params bound by command-line overrides
 
 
 def compile(path: str | Path, registry: Registry | None = None, sources: SourceCache | None = None,
-            text: str | None = None, overrides: list[str] | None = None) -> Compiled:
+            text: str | None = None, overrides: list[str] | None = None,
+            parse: Callable[[str, str], Any] | None = None) -> Compiled:
     """Parse `path` and its imports, resolve names, check types and params: raise CompileError with
     every diagnostic found, or return the typed IR. With `overrides` (KEY=VALUE), the file is checked
     alone first (its errors are its own), then with the overrides applied to its syntax tree
-    (expc.interpreter.overrides): what they break is raised as OverrideError."""
+    (expc.interpreter.overrides): what they break is raised as OverrideError. `parse` replaces
+    spec.parser.parse for every file (the language server's reuses unchanged statements)."""
     sources = sources or SourceCache()
     registry = registry or load_registry()
-    loaded = load(path, sources, text)
+    loaded = load(path, sources, text) if parse is None else load(path, sources, text, parse)
     program, warnings = check(loaded, registry)
-    env: dict[str, Any] = {}
+    bindings: dict[str, Any] = {}
     if overrides:
-        program, warnings, env = apply_overrides(loaded, program, registry, list(overrides), sources)
-    return Compiled(program, sources, loaded.texts, warnings, env)
+        program, warnings, bindings = apply_overrides(loaded, program, registry, list(overrides), sources)
+    return Compiled(program, sources, loaded.texts, warnings, bindings)

@@ -1,6 +1,6 @@
 """Execute a plan: demand-driven, cached by key, one node at a time in this process.
 
-`evaluate(node, env)` plans the node under the param values `env`, returns the stored result when its
+`evaluate(node, bindings)` plans the node under the param values `bindings`, returns the stored result when its
 key is in the store, and otherwise computes its inputs, runs its operator and commits the result.
 A search calls back into `evaluate` with each trial's params, so only the nodes that depend on them
 run again. Finished nodes are committed as they finish: a failure or a kill loses nothing finished.
@@ -15,15 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from expc.interpreter.planner import FileHasher, Pending, PlanError, Planner, PlanNode, result_key
+from expc.interpreter.planner import FileHasher, Pending, Plan, PlanError, Planner, PlanNode, plan, result_key, seed_of
 from expc.interpreter.runs import Runs
 from expc.interpreter.store import Store, StoreError
 from expc.interpreter.symbolic import canonical
 from expc.runtime.api import Cancelled, MapResult, OpError, Pruned
 from expc.runtime.registry import Operator, Registry
 from expc.spec.diagnostics import Diagnostic, closest_span
-from expc.spec.ir import Program
-from pydantic import ValidationError
+from expc.spec.ir import Program, to_wire
 
 
 class NodeFailed(Exception):
@@ -40,7 +39,7 @@ class Events:
 
     node_start: Callable[[PlanNode], None] | None = None
     node_done: Callable[[PlanNode, str, float], None] | None = None  # status: ran | cached
-    progress: Callable[[str, int, str], Callable[[int], None]] | None = None
+    progress: Callable[[str, int, str, str], Callable[[int], None]] | None = None  # (description, total, node, unit)
     warning: Callable[[Diagnostic], None] | None = None
 
 
@@ -52,7 +51,7 @@ class Executor:
     runs: Runs
     run_id: int
     device: str
-    env: dict[str, Any] = field(default_factory=dict)
+    bindings: dict[str, Any] = field(default_factory=dict)
     events: Events = field(default_factory=Events)
     cancel: threading.Event = field(default_factory=threading.Event)
     _values: dict[str, Any] = field(default_factory=dict)  # key -> value (this process)
@@ -65,29 +64,42 @@ class Executor:
 
     # -- planning ----------------------------------------------------------------------------------
 
-    def planner(self, env: dict[str, Any] | None = None) -> Planner:
-        env = {**self.env, **(env or {})}
-        k = canonical(env)
+    def planner(self, bindings: dict[str, Any] | None = None) -> Planner:
+        bindings = {**self.bindings, **(bindings or {})}
+        k = canonical(bindings)
         p = self._planners.get(k)
         if p is None:
-            p = Planner(self.program, self.registry, env, self._hasher, results=self._results)
+            p = Planner(self.program, self.registry, bindings, self._hasher, results=self._results)
             if len(self._planners) > 256:
                 self._planners.clear()
             self._planners[k] = p
         return p
 
-    def plan(self, node_id: str, env: dict[str, Any] | None = None) -> PlanNode:
+    def plan(self, node_id: str, bindings: dict[str, Any] | None = None) -> PlanNode:
         """Plan `node_id`; a node that needs another node's result (node(sweep.best)) is planned once
         that result exists: the executor computes it, hands it to the planner, and plans again."""
         while True:
             try:
-                return self.planner(env).plan(node_id)
+                return self.planner(bindings).plan(node_id)
             except PlanError as e:
                 raise NodeFailed(e.diag) from None
             except Pending as p:
-                self._results[result_key(p.waits_for, p.env)] = self.evaluate(p.waits_for, p.env)
+                self._results[result_key(p.waits_for, p.bindings)] = self.evaluate(p.waits_for, p.bindings)
+
+    def plan_all(self, targets: list[str] | None = None) -> Plan:
+        """The Plan of `targets` (default: the declared nodes) under this executor's bindings."""
+        try:
+            return plan(self.program, self.registry, self.bindings, targets, self._hasher, self._results)
+        except PlanError as e:
+            raise NodeFailed(e.diag) from None
 
     # -- execution ---------------------------------------------------------------------------------
+
+    def execute(self, pn: PlanNode) -> Any:
+        """Compute one planned node (its inputs come first in a Plan, so they are loaded, not run)."""
+        if self.cancel.is_set():
+            raise Cancelled()
+        return self._run(pn, None)
 
     def mapper(self):
         """What ctx.map runs on (expc.interpreter.mapping); its worker pools live until close()."""
@@ -103,14 +115,14 @@ class Executor:
             self._mapper.close()
             self._mapper = None
 
-    def evaluate(self, node_id: str, env: dict[str, Any] | None = None, bindings_note: dict | None = None) -> Any:
+    def evaluate(self, node_id: str, bindings: dict[str, Any] | None = None, bindings_note: dict | None = None) -> Any:
         if self.cancel.is_set():
             raise Cancelled()
-        pn = self.plan(node_id, env)
+        pn = self.plan(node_id, bindings)
         return self._run(pn, bindings_note)
 
     def _run(self, pn: PlanNode, bindings_note: dict | None) -> Any:
-        env = dict(pn.bound)  # a bind's target runs under the bind's params
+        bindings = dict(pn.bound)  # a bind's target runs under the bind's params
         if pn.key in self._values:
             return self._values[pn.key]
         if self.store.has(pn.key):
@@ -124,7 +136,7 @@ class Executor:
         # inputs first (each cached or computed), then this node
         inputs: dict[str, Any] = {}
         for path, nid, members in pn.inputs:
-            v = self.evaluate(nid, env)
+            v = self.evaluate(nid, bindings)
             for m in members:
                 try:
                     v = v[m]
@@ -145,11 +157,9 @@ class Executor:
 
     def _execute(self, pn: PlanNode, inputs: dict[str, Any], bindings_note: dict | None) -> Any:
         op = self.registry.get(pn.op)
-        args = _substitute(pn.args, inputs)
-        try:
-            params = op.params.model_validate(args)
-        except ValidationError as e:
-            raise NodeFailed(self._diag(pn, f"invalid arguments: {e.errors()[0].get('msg')}", None)) from None
+        # validated once, when planned: the loaded inputs take the place of their references
+        fields = {path.split(".")[0] for path in inputs}
+        params = pn.params.model_copy(update=_substitute({k: pn.args[k] for k in fields}, inputs))
         tmp = self.store.new_tmp(pn.key)
         ctx = RunContext(self, pn, tmp, self.store.work(pn.key))
         if self.events.node_start:
@@ -230,22 +240,29 @@ class RunContext:
         self.key = pn.key
         self.out_dir = out_dir
         self.work_dir = work_dir
-        self.device = ex.device
         self.dtype = s.dtype
-        self.seed = s.seed
+        self.seed = seed_of(ex.program, dict(pn.bound))  # a replicate binds experiment.seed
         self.workers = s.workers
         self.backend = s.backend
         self.address = s.address
-        self.env = dict(ex.env)
+        self.bindings = dict(ex.bindings)
+
+    @property
+    def device(self) -> str:
+        """The device to compute on; "auto" is resolved (which imports torch) when an operator asks,
+        so a run whose nodes are all cached never imports torch."""
+        from expc.runtime.device import resolve
+
+        return resolve(self._ex.device)
 
     def log(self, name: str, value: float, step: int | None = None) -> None:
         self._ex.runs.metric(self._ex.run_id, self.node, self.key, name, value, step)
         if self._ex.metric_hook is not None:
             self._ex.metric_hook(self.node, name, float(value), step)
 
-    def progress(self, total: int, description: str) -> Callable[[int], None]:
+    def progress(self, total: int, description: str, unit: str = "step") -> Callable[[int], None]:
         if self._ex.events.progress:
-            return self._ex.events.progress(description or self.node, total, self.node)
+            return self._ex.events.progress(description or self.node, total, self.node, unit)
         return lambda n=1: None
 
     def check_cancelled(self) -> None:
@@ -262,17 +279,23 @@ class RunContext:
         previous = self._ex.metric_hook
         self._ex.metric_hook = on_metric
         try:
-            return self._ex.evaluate(target, bindings, bindings_note=bindings)
+            return self._ex.evaluate(target, self._under(bindings), bindings_note=bindings)
         finally:
             self._ex.metric_hook = previous
 
     def map(self, target: str, bindings: list[dict[str, Any]], *, parallel: int | None = None,
             on_metric: Callable[[int, str, str, float, int | None], None] | None = None,
             in_process: bool = False) -> list[MapResult]:
-        return self._ex.mapper().map(target, bindings, parallel, on_metric, in_process, caller=self._pn)
+        return self._ex.mapper().map(target, [self._under(b) for b in bindings], parallel, on_metric,
+                                     in_process, caller=self._pn)
 
     def plan_key(self, target: str, bindings: dict[str, Any]) -> str:
-        return self._ex.plan(target, bindings).key
+        return self._ex.plan(target, self._under(bindings)).key
+
+    def _under(self, bindings: dict[str, Any]) -> dict[str, Any]:
+        """The bindings this node itself runs under (a search trial's params around a nested replicate,
+        a bind's params), with the given ones on top: what it evaluates sees what it was given."""
+        return {**dict(self._pn.bound), **bindings}
 
     def params_of(self, target: str) -> list[str]:
         from expc.interpreter.graph import params_used
@@ -282,7 +305,7 @@ class RunContext:
     def distribution(self, name: str):
         """The validated distribution of a searched param (`param NAME ~ DIST`), or None."""
         p = self._ex.program.params.get(name)
-        return self._ex.registry.distribution(p.dist) if p is not None and p.dist is not None else None
+        return self._ex.registry.distribution(to_wire(p.dist)) if p is not None and p.dist is not None else None
 
 
     def metrics(self, key: str, name: str | None = None) -> list[tuple]:

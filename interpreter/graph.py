@@ -7,18 +7,16 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from expc.interpreter import symbolic
 from expc.runtime.registry import Registry
-from expc.spec.ir import BindNode, Node
+from expc.spec.ir import BindNode, Node, ParamRef, Ref, params, refs, walk
 
 
-def input_refs(node: Node, registry: Registry) -> Iterator[tuple[str, dict]]:
+def input_refs(node: Node, registry: Registry) -> Iterator[tuple[str, Ref]]:
     """(args path, ref) of every node reference the node needs computed before it runs; references in
     Deferred fields (a search objective) are evaluated by the operator itself and are not inputs."""
     if isinstance(node, BindNode):
-        frm = node.args.get("from")
-        for path, v in symbolic.walk(frm, "from"):
-            if symbolic.is_tagged(v, "$ref"):
+        for path, v in walk(node.source, "source"):
+            if isinstance(v, Ref):
                 yield path, v
         return
     op = registry.get(node.op)
@@ -26,18 +24,20 @@ def input_refs(node: Node, registry: Registry) -> Iterator[tuple[str, dict]]:
         f = op.field(key) if op else None
         if f is not None and f.deferred:
             continue
-        for path, v in symbolic.walk(value, key):
-            if symbolic.is_tagged(v, "$ref"):
+        for path, v in walk(value, key):
+            if isinstance(v, Ref):
                 yield path, v
 
 
 def deferred_refs(node: Node, registry: Registry) -> Iterator[str]:
+    if isinstance(node, BindNode):
+        return
     op = registry.get(node.op)
     for key, value in node.args.items():
         f = op.field(key) if op else None
         if f is not None and f.deferred:
-            for r in symbolic.refs(value):
-                yield r["$ref"]
+            for r in refs(value):
+                yield r.node
 
 
 def params_used(node_id: str, nodes: dict[str, Node], registry: Registry, _memo: dict | None = None) -> set[str]:
@@ -48,12 +48,13 @@ def params_used(node_id: str, nodes: dict[str, Node], registry: Registry, _memo:
     memo[node_id] = set()  # cycles are reported by the checker; don't recurse forever
     node = nodes[node_id]
     if isinstance(node, BindNode):
-        used = params_used(node.args["target"], nodes, registry, memo) - set(node.args.get("bindings", {}))
-        used |= symbolic.params(node.args.get("bindings"))
-        if node.args.get("from") is not None:
-            used |= symbolic.params(node.args["from"])
-            for r in symbolic.refs(node.args["from"]):
-                used |= params_used(r["$ref"], nodes, registry, memo)
+        used = params_used(node.target, nodes, registry, memo) - set(node.bindings)
+        for v in node.bindings.values():
+            used |= params(v)
+        if node.source is not None:
+            used |= params(node.source)
+            for r in refs(node.source):
+                used |= params_used(r.node, nodes, registry, memo)
     else:
         used = set()
         op = registry.get(node.op)
@@ -61,23 +62,24 @@ def params_used(node_id: str, nodes: dict[str, Node], registry: Registry, _memo:
             f = op.field(key) if op else None
             if f is not None and f.deferred:
                 continue
-            used |= symbolic.params(value)
-            for r in symbolic.refs(value):
-                if r["$ref"] in nodes:
-                    used |= params_used(r["$ref"], nodes, registry, memo)
+            used |= params(value)
+            for r in refs(value):
+                if r.node in nodes:
+                    used |= params_used(r.node, nodes, registry, memo)
     memo[node_id] = used
     return used
 
 
-def objective_params(node: Node, nodes: dict[str, Node], registry: Registry) -> set[str]:
+def objective_params(node: Node, nodes: dict[str, Node], registry: Registry, memo: dict | None = None) -> set[str]:
     """Params an evaluating operator (see registry.Evaluates) varies: its `over` list if given, else
     every param its deferred nodes depend on."""
     op = registry.get(node.op)
     over = node.args.get(op.evaluates.over) if op is not None and op.evaluates and op.evaluates.over else None
-    if over:
-        return {p["$param"] if isinstance(p, dict) else p for p in over if p is not None}
+    named = {v.name for _, v in walk(over) if isinstance(v, ParamRef)} if over is not None else set()
+    if named:
+        return named
     used: set[str] = set()
     for r in deferred_refs(node, registry):
         if r in nodes:
-            used |= params_used(r, nodes, registry)
+            used |= params_used(r, nodes, registry, memo)
     return used

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from expc.interpreter import symbolic
 from expc.interpreter.lowering_algebra import AlgebraLowering
 from expc.interpreter.lowering_calls import CallLowering
 from expc.interpreter.typed import Typed
+from expc.spec.ir import Const, ListV, ParamRef, RecordV, Ref, to_wire
 from expc.runtime.types import parse_type
 from expc.spec import ast
 from expc.spec.diagnostics import did_you_mean
@@ -38,20 +38,20 @@ class ExprLowerer(CallLowering, AlgebraLowering):
 
     def _lower(self, e: ast.Expr, owner: str, node_id: str | None = None, kind: str | None = None) -> Typed | None:
         if isinstance(e, ast.Int):
-            return Typed("int", e.value, e.span)
+            return Typed("int", Const(value=e.value), e.span)
         if isinstance(e, ast.Float):
-            return Typed("number", e.value, e.span)
+            return Typed("number", Const(value=e.value), e.span)
         if isinstance(e, ast.Str):
-            return Typed("string", e.value, e.span)
+            return Typed("string", Const(value=e.value), e.span)
         if isinstance(e, ast.Bool):
-            return Typed("bool", e.value, e.span)
+            return Typed("bool", Const(value=e.value), e.span)
         if isinstance(e, ast.NoneLit):
-            return Typed("any", None, e.span)
+            return Typed("any", Const(value=None), e.span)
         if isinstance(e, ast.ListExpr):
             items = [self.expr(i, owner) for i in e.items]
             if any(i is None for i in items):
                 return None
-            return Typed("list", [i.value for i in items], e.span, items=items)
+            return Typed("list", ListV(items=tuple(i.value for i in items)), e.span, items=items)
         if isinstance(e, ast.RecordExpr):
             return self._record(e, owner)
         if isinstance(e, ast.Name):
@@ -85,7 +85,7 @@ class ExprLowerer(CallLowering, AlgebraLowering):
                 ok = False
                 continue
             out[f.key] = v.value
-        return Typed("record", out, e.span) if ok else None
+        return Typed("record", RecordV(fields=out), e.span) if ok else None
 
     def _name(self, e: ast.Name) -> Typed | None:
         c = self.c
@@ -93,13 +93,13 @@ class ExprLowerer(CallLowering, AlgebraLowering):
             p = c.param(e.id)
             if p is None:
                 return None
-            return Typed(p.type, {"$param": e.id}, e.span)
+            return Typed(p.type, ParamRef(name=e.id), e.span)
         if e.id in c.decls:
             t = c.decl_value(e.id)
             if t is None:
                 return None
             if e.id in c.nodes:
-                return Typed(t.type, {"$ref": e.id}, e.span)
+                return Typed(t.type, Ref(node=e.id), e.span)
             return Typed(t.type, t.value, e.span, items=t.items)
         if e.id in c.registry:
             self.diags.error("E206", f"'{e.id}' is an operator: call it", e.span, hint=f"write {e.id}(...)")
@@ -113,27 +113,27 @@ class ExprLowerer(CallLowering, AlgebraLowering):
         if obj is None:
             return None
         value = obj.value
-        if symbolic.is_tagged(value, "$param"):
+        if isinstance(value, ParamRef):
             # a member of a record param: keep it symbolic, so overrides and bindings still apply
-            known, current = self.c.param_default(value["$param"])
-            for m in value.get("path", []):
+            known, current = self.c.param_default(value.name)
+            for m in value.path:
                 current = current.get(m) if isinstance(current, dict) else None
             if known and isinstance(current, dict) and e.name not in current:
-                self.diags.error("E208", f"param '{value['$param']}' has no field '{e.name}'", e.name_span,
+                self.diags.error("E208", f"param '{value.name}' has no field '{e.name}'", e.name_span,
                                  hint=did_you_mean(e.name, current) or "fields: " + ", ".join(current))
                 return None
             inner = current.get(e.name) if known and isinstance(current, dict) else None
             return Typed(_json_type(inner) if inner is not None else "any",
-                         {"$param": value["$param"], "path": [*value.get("path", []), e.name]}, e.span)
-        if obj.type == "record" and isinstance(value, dict) and not symbolic.is_tagged(value, "$ref"):
-            if e.name not in value:
+                         ParamRef(name=value.name, path=(*value.path, e.name)), e.span)
+        if obj.type == "record" and isinstance(value, RecordV):
+            if e.name not in value.fields:
                 self.diags.error(
                     "E208", f"the record has no field '{e.name}'", e.name_span,
-                    hint=did_you_mean(e.name, value) or "fields: " + ", ".join(value),
+                    hint=did_you_mean(e.name, value.fields) or "fields: " + ", ".join(value.fields),
                 )
                 return None
-            inner = value[e.name]
-            return Typed(_json_type(inner), inner, e.span)
+            inner = value.fields[e.name]
+            return Typed(_json_type(to_wire(inner)), inner, e.span)
         types = self.c.registry.types
         members = types.members(obj.type)
         if types.is_open(obj.type):
@@ -149,10 +149,10 @@ class ExprLowerer(CallLowering, AlgebraLowering):
             return None
         else:
             mtype = members[e.name]
-        if symbolic.is_tagged(value, "$ref"):
-            return Typed(mtype, {"$ref": value["$ref"], "path": [*value.get("path", []), e.name]}, e.span)
-        if isinstance(value, dict) and e.name in value:
-            return Typed(mtype, value[e.name], e.span)
+        if isinstance(value, Ref):
+            return Typed(mtype, Ref(node=value.node, path=(*value.path, e.name)), e.span)
+        if isinstance(value, RecordV) and e.name in value.fields:
+            return Typed(mtype, value.fields[e.name], e.span)
         self.diags.error("E208", f"'{e.name}' cannot be read from this value", e.name_span)
         return None
 
@@ -169,7 +169,7 @@ def _json_type(v: Any) -> str:
     if isinstance(v, list):
         return "list"
     if isinstance(v, dict):
-        if symbolic.is_tagged(v, "$param") or symbolic.is_tagged(v, "$arith"):
+        if "$param" in v or "$arith" in v:  # a symbolic number (the wire form of ParamRef / Arith)
             return "number"
         return "record"
     return "any"

@@ -11,7 +11,7 @@ from expc.interpreter import symbolic
 from expc.interpreter.typed import NUM, Leaf, Typed
 from expc.spec import ast
 from expc.spec.diagnostics import Span
-from expc.spec.ir import OpNode
+from expc.spec.ir import Arith, Const, ListV, OpNode, ParamRef, RecordV, Ref, children, const, to_wire, walk
 
 
 class AlgebraLowering:
@@ -28,15 +28,18 @@ class AlgebraLowering:
         if lt in NUM and rt in NUM:
             return self._scalar(e.op, [l, r], e.span)
         if lt == "any" or rt == "any":
-            return Typed("any", {"$arith": e.op, "args": [l.value, r.value]}, e.span)
+            return Typed("any", Arith(op=e.op, args=(l.value, r.value)), e.span)
         op_words = {"+": "add", "-": "subtract", "*": "multiply", "/": "divide"}
         # arithmetic on a type that declares an algebra (models: merge algebra) builds a pending tree
         types = self.c.registry.types
         la, ra = types.algebra_type(lt), types.algebra_type(rt)
         if la or ra:
-            alg = la or ra
+            # the result keeps the operands' type when they share it (classifier + classifier is a
+            # classifier), else the type that declares the algebra (a classifier + a model is a model)
+            alg = (lt if lt == rt else la) if la else ra
             both = la is not None and la == ra
             scaled = (la and rt in NUM) or (ra and lt in NUM)
+            alg = lt if la and rt in NUM else rt if ra and lt in NUM else alg
             if (e.op in "+-" and both) or (e.op == "*" and scaled) or (e.op == "/" and la and rt in NUM):
                 return Typed(alg, None, e.span,
                              tree={"op": {"+": "add", "-": "sub", "*": "mul", "/": "div"}[e.op],
@@ -77,15 +80,15 @@ class AlgebraLowering:
         rtype = "int" if is_int else "number"
         if all(a.const for a in args):
             try:
-                v = symbolic.arith(op, [a.value for a in args])
+                v = symbolic.arith(op, [to_wire(a.value) for a in args])
             except ZeroDivisionError:
                 self.diags.error("E303", "division by zero", span)
                 return None
             if isinstance(v, float) and not math.isfinite(v):
                 self.diags.error("E303", "the result is not a finite number", span)
                 return None
-            return Typed(rtype, v, span)
-        return Typed(rtype, {"$arith": op, "args": [a.value for a in args]}, span)
+            return Typed(rtype, Const(value=v), span)
+        return Typed(rtype, Arith(op=op, args=tuple(a.value for a in args)), span)
 
     # -- algebra materialization -------------------------------------------------------------------
 
@@ -99,43 +102,43 @@ class AlgebraLowering:
                              "installed", t.span)
             return None
         models: list[Any] = []
-        index: dict[str, int] = {}
+        index: dict[Any, int] = {}
         spans: dict[str, Span] = {"expr": t.span}
 
         def conv(x):
             if isinstance(x, Leaf):
-                key = symbolic.canonical(x.typed.value)
+                key = x.typed.value
                 if key not in index:
                     index[key] = len(models)
                     spans[f"models.{len(models)}"] = x.typed.span
                     models.append(x.typed.value)
-                return {"model": index[key]}
+                return RecordV(fields={"model": Const(value=index[key])})
             if isinstance(x, dict):
-                return {k: conv(v) for k, v in x.items()}
+                return RecordV(fields={k: conv(v) for k, v in x.items()})
             if isinstance(x, list):
-                return [conv(v) for v in x]
-            return x
+                return ListV(items=tuple(conv(v) for v in x))
+            return const(x)
 
         expr = conv(t.tree)
         self._warn_weights(expr, t.span)
         nid = node_id or self.c.fresh_id(owner, "merge")
         self.c.add_node(
             OpNode(id=nid, kind=kind if node_id else None, op=op.name, version=op.version, type=t.type,
-                 args={"models": models, "expr": expr}, span=t.span, arg_spans=spans)
+                 args={"models": ListV(items=tuple(models)), "expr": expr}, span=t.span, arg_spans=spans)
         )
-        return Typed(t.type, {"$ref": nid}, t.span)
+        return Typed(t.type, Ref(node=nid), t.span)
 
 
     def _warn_weights(self, expr: Any, span: Span) -> None:
         """A searched merge weight whose range leaves [-1, 2] is almost always a mistake: warn."""
-        for _, v in symbolic.walk(expr):
-            if not (isinstance(v, dict) and v.get("op") in ("mul", "div")):
+        for _, v in walk(expr):
+            if not (isinstance(v, RecordV) and v.fields.get("op") in ("mul", "div")):
                 continue
-            for a in v.get("args", []):
-                if not symbolic.is_tagged(a, "$param"):
+            for _, a in children(v.fields.get("args")):
+                if not isinstance(a, ParamRef):
                     continue
-                p = self.c.params.get(a["$param"])
-                dist = self.c.registry.distribution(p.dist) if p is not None and p.dist is not None else None
+                p = self.c.params.get(a.name)
+                dist = self.c.distribution(p) if p is not None else None
                 bounds = dist.bounds() if dist is not None else None
                 if bounds is None:
                     continue

@@ -16,7 +16,7 @@ from expc.interpreter.typed import Leaf, Typed
 from expc.runtime.registry import Operator, type_name
 from expc.spec import ast
 from expc.spec.diagnostics import Span, did_you_mean
-from expc.spec.ir import BindNode, OpNode
+from expc.spec.ir import BindNode, Const, FileRef, Inline, ListV, OpNode, ParamRef, RecordV, Ref, to_wire
 from expc.spec.printer import format_expr
 from expc.runtime.types import parse_type
 from expc.spec.types import describe
@@ -107,7 +107,9 @@ class CallLowering:
                 continue
             typed, field_spans, tree = lowered
             values[fname] = typed.value
-            arg_types[fname] = typed.type
+            arg_types[fname] = self._element_type(op, fname, typed)
+            if arg_types[fname] is None:
+                ok = False
             spans.update(field_spans)
             if tree is not None:
                 trees[fname] = tree
@@ -118,7 +120,7 @@ class CallLowering:
             return None
         rtype = _return_type(op, arg_types)
         if op.inline:
-            return Typed(rtype, {"$op": op.name, **values}, e.span)
+            return Typed(rtype, Inline(op=op.name, args=values), e.span)
         if op.tensorwise:
             args = {k: trees.get(k, v) for k, v in values.items()}
             return Typed(rtype, None, e.span, tree={"op": "call", "name": op.name, "args": args})
@@ -127,7 +129,25 @@ class CallLowering:
             OpNode(id=nid, kind=kind if node_id else None, op=op.name, version=op.version, type=rtype,
                  args=values, span=e.span, arg_spans=spans)
         )
-        return Typed(rtype, {"$ref": nid}, e.span)
+        return Typed(rtype, Ref(node=nid), e.span)
+
+    def _element_type(self, op: Operator, fname: str, typed: Typed) -> str | None:
+        """The type `{fname}` stands for in the operator's return type: the argument's type, or for a
+        list of inputs the one type its items share (mix(a, b) is data only if a and b are); None
+        (with a diagnostic) when the items of a list the return type depends on disagree."""
+        if typed.items is None or "{" + fname + "}" not in op.returns:
+            return typed.type
+        types = self.c.registry.types
+        common: str | None = None
+        for it in typed.items:
+            if common is None or types.is_subtype(common, it.type):
+                common = it.type
+            elif not types.is_subtype(it.type, common):
+                self.diags.error("E301", f"the items of '{fname}' of {op.name}() must have one type, got "
+                                 f"{common} and {it.type}", it.span,
+                                 hint=f"{op.name}() combines values of one type")
+                return None
+        return common or "any"
 
     def _field_value(self, op: Operator, fname: str, f, arg, owner: str, tensorwise: bool):
         """Lower one argument and check it against its field: (typed, spans, pending tree) or None."""
@@ -137,7 +157,7 @@ class CallLowering:
             items = [self._operand(a, owner, tensorwise and f.input_types is not None) for a in arg]
             if any(i is None for i in items):
                 return None
-            typed = Typed("list", [i.value for i in items], arg_span, items=items)
+            typed = Typed("list", _list(items), arg_span, items=items)
         elif f is not None and f.labelled and isinstance(arg, ast.ListExpr):
             typed = self._labelled(fname, arg, owner, spans)
             if typed is None:
@@ -146,7 +166,7 @@ class CallLowering:
             items = [self._operand(a, owner, True) for a in arg.items]
             if any(i is None for i in items):
                 return None
-            typed = Typed("list", [i.value for i in items], arg.span, items=items)
+            typed = Typed("list", _list(items), arg.span, items=items)
         else:
             typed = self._operand(arg, owner, tensorwise and f is not None and f.input_types is not None)
             if typed is None:
@@ -183,7 +203,7 @@ class CallLowering:
         elif types.is_node(typed.type) and not f.deferred:
             self.diags.error("E301", f"{what} expects {type_name(f.annotation)}, got {typed.type}", span)
             return None
-        if f.path_kind is not None and not (typed.const and typed.value in f.path_keywords):
+        if f.path_kind is not None and not (typed.const and to_wire(typed.value) in f.path_keywords):
             resolved = self._path(typed, f.path_kind, what, span)
             if resolved is None:
                 return None
@@ -214,7 +234,7 @@ class CallLowering:
                 continue
             out[label] = v.value
             spans[f"{fname}.{label}"] = item.span
-        return Typed("record", out, arg.span) if ok else None
+        return Typed("record", RecordV(fields=out), arg.span) if ok else None
 
     def _operand(self, a: ast.Expr, owner: str, keep_tree: bool) -> Typed | None:
         return self._lower(a, owner) if keep_tree else self.expr(a, owner)
@@ -231,32 +251,31 @@ class CallLowering:
             self.diags.error("E301", f"{what} expects a path string, got {typed.type}", span)
             return None
         base = Path(span.file).resolve().parent if span else Path.cwd()
-        path = (base / typed.value).resolve()
+        text = to_wire(typed.value)
+        path = (base / text).resolve()
         exists = path.is_file() if kind == "file" else path.is_dir() if kind == "dir" else path.exists()
         if not exists:
             noun = {"file": "file", "dir": "directory"}.get(kind, "path")
             other = "a directory" if path.is_dir() else "a file"
             self.diags.error(
                 "E501",
-                f"'{typed.value}' is {other}, not a {noun}" if path.exists() else f"{noun} not found: '{typed.value}'",
+                f"'{text}' is {other}, not a {noun}" if path.exists() else f"{noun} not found: '{text}'",
                 span,
                 hint=f"paths are relative to the .exp file: looked for {path}",
             )
             return None
-        return {"$file": str(path), "kind": kind}
+        return FileRef(path=str(path), file_kind=kind)
 
     def _validate(self, op: Operator, values: dict[str, Any], spans: dict[str, Span], call_span: Span) -> bool:
         """Validate constants against the params model now, so range errors are check errors."""
-        from expc.interpreter.checker import _UNKNOWN
-
         sample: dict[str, Any] = {}
         unknown: set[str] = set()
         for k, v in values.items():
             if op.field(k) is not None and op.field(k).deferred:
-                sample[k] = v
+                sample[k] = to_wire(v)  # the operator receives deferred values in their wire form
                 continue
-            r = self.c.resolve_defaults(_placeholders(v))
-            if any(x is _UNKNOWN for _, x in symbolic.walk(r)):
+            r = self.c.resolve_defaults(v, placeholders=True)
+            if _has_unknown(r):
                 unknown.add(k)
                 continue
             sample[k] = r
@@ -273,10 +292,10 @@ class CallLowering:
         """A searched param used directly as an argument: both ends of its range must be valid."""
         ok = True
         for k, v in values.items():
-            if not symbolic.is_tagged(v, "$param"):
+            if not isinstance(v, ParamRef):
                 continue
-            p = self.c.params.get(v["$param"])
-            dist = self.c.registry.distribution(p.dist) if p is not None and p.dist is not None else None
+            p = self.c.params.get(v.name)
+            dist = self.c.distribution(p) if p is not None else None
             if dist is None:
                 continue
             bounds = dist.bounds()
@@ -346,15 +365,15 @@ class CallLowering:
                 ok = False
             else:
                 frm = f.value
-                spans["from"] = e.args[0].span
+                spans["source"] = e.args[0].span
         if not ok:
             return None
         nid = node_id or self.c.fresh_id(owner, name)
         self.c.add_node(
-            BindNode(id=nid, kind=kind if node_id else None, type=target.type,
-                 args={"target": name, "bindings": bindings, "from": frm}, span=e.span, arg_spans=spans)
+            BindNode(id=nid, kind=kind if node_id else None, type=target.type, target=name, bindings=bindings,
+                     source=frm, span=e.span, arg_spans=spans)
         )
-        return Typed(target.type, {"$ref": nid}, e.span)
+        return Typed(target.type, Ref(node=nid), e.span)
 
 
 def _return_type(op: Operator, arg_types: dict[str, str]) -> str:
@@ -372,16 +391,20 @@ def _return_type(op: Operator, arg_types: dict[str, str]) -> str:
     return fill(op.returns)
 
 
-def _placeholders(v: Any) -> Any:
-    """Values as the params model sees them at check time: inputs and files as plain strings."""
+def _list(items: list[Typed]) -> ListV:
+    # an operand of pending algebra has no value yet (its tree stands for it)
+    return ListV(items=tuple(i.value if i.value is not None else Const(value=None) for i in items))
 
-    def fn(x):
-        if symbolic.is_tagged(x, "$ref"):
-            return f"<{x['$ref']}>"
-        if symbolic.is_tagged(x, "$file"):
-            return x["$file"]
-        return None
 
-    return symbolic.transform(v, fn)
+def _has_unknown(v: Any) -> bool:
+    from expc.interpreter.checker import _UNKNOWN
+
+    if v is _UNKNOWN:
+        return True
+    if isinstance(v, dict):
+        return any(_has_unknown(x) for x in v.values())
+    if isinstance(v, list):
+        return any(_has_unknown(x) for x in v)
+    return False
 
 

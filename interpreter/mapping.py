@@ -46,7 +46,7 @@ class Mapper:
         if self._job is None:
             self._job = json.dumps({
                 "program": self.ex.program.model_dump(mode="json"),
-                "env": self.ex.env,
+                "bindings": self.ex.bindings,
                 "store": str(self.ex.store.root),
                 "run_id": self.ex.run_id,
             }, sort_keys=True)
@@ -225,7 +225,7 @@ def _session(job: str) -> tuple[Any, int]:
     found = _sessions.get(digest)
     if found is None:
         spec = json.loads(job)
-        session = Session.from_program(Program.model_validate(spec["program"]), spec["env"], spec["store"])
+        session = Session.from_program(Program.model_validate(spec["program"]), spec["bindings"], spec["store"])
         found = _sessions[digest] = (session, int(spec["run_id"]))
     return found
 

@@ -24,7 +24,7 @@ from expc.interpreter.loader import Loaded
 from expc.runtime.registry import Operator, Registry
 from expc.spec import ast
 from expc.spec.diagnostics import CompileError, Diagnostic, SourceCache, Span, did_you_mean
-from expc.spec.ir import Program, Settings
+from expc.spec.ir import Program, Settings, to_wire
 
 CMDLINE = "<command line>"
 _SETTINGS = [k for k in Settings.model_fields if k != "name"]
@@ -80,10 +80,10 @@ def apply_overrides(loaded: Loaded, program: Program, registry: Registry, overri
     diags: list[Diagnostic] = []
     items = _split(overrides, diags)
     tree = _Tree(loaded, registry)
-    env: dict[str, Any] = {}
+    bindings: dict[str, Any] = {}
     applied: list[_Applied] = []
     for item in items:
-        done = tree.apply(item, program, env, diags)
+        done = tree.apply(item, program, bindings, diags)
         if done is not None:
             applied.append(done)
     if diags:
@@ -93,7 +93,7 @@ def apply_overrides(loaded: Loaded, program: Program, registry: Registry, overri
     except CompileError as e:
         whole = Span(CMDLINE, 1, 1, 1, max(2, len(line) + 1))
         raise OverrideError([_noted(d, applied, whole) for d in e.diagnostics]) from None
-    return new_program, warnings, env
+    return new_program, warnings, bindings
 
 
 def _split(overrides: list[str], diags: list[Diagnostic]) -> list[_Item]:
@@ -145,10 +145,10 @@ class _Tree:
 
     # -- one override ------------------------------------------------------------------------------
 
-    def apply(self, item: _Item, program: Program, env: dict[str, Any], diags: list[Diagnostic]) -> _Applied | None:
+    def apply(self, item: _Item, program: Program, bindings: dict[str, Any], diags: list[Diagnostic]) -> _Applied | None:
         parts = item.key.split(".")
         if len(parts) == 1 and item.key in self.params and item.key in program.params:
-            return self._param(item, program, env, diags)
+            return self._param(item, program, bindings, diags)
         if (len(parts) == 1 and item.key in Settings.model_fields and item.key != "name") or (
             len(parts) == 2 and parts[0] == "experiment"
         ):
@@ -159,15 +159,15 @@ class _Tree:
                                 hint=self._key_hint(item.key)))
         return None
 
-    def _param(self, item: _Item, program: Program, env: dict[str, Any], diags) -> _Applied | None:
+    def _param(self, item: _Item, program: Program, bindings: dict[str, Any], diags) -> _Applied | None:
         name, value = item.key, item.value
         at = self.params[name]
         stmt = self._get(at)
         decl = program.params[name]
         if decl.dist is not None:
             # a searched param keeps its distribution: the value is its default, and a search leaves
-            # it fixed (it reads the bindings, ctx.env); a value the distribution cannot draw is refused
-            dist = self.registry.distribution(decl.dist)
+            # it fixed (it reads the bindings, ctx.bindings); a value the distribution cannot draw is refused
+            dist = self.registry.distribution(to_wire(decl.dist))
             why = dist.contains(value) if dist is not None else None
             if why:
                 diags.append(Diagnostic("E002", f"bad override '{item.text}': '{name}' {why}", item.span))
@@ -183,7 +183,7 @@ class _Tree:
         else:
             spans = [stmt.expr.span]
             self._set(at, dataclasses.replace(stmt, expr=_literal(value, stmt.expr.span)))
-        env[name] = value
+        bindings[name] = value
         return _Applied(item, f"param '{name}'", spans + self._uses(name))
 
     def _setting(self, item: _Item, name: str, diags) -> _Applied | None:

@@ -20,9 +20,10 @@ from pydantic import ValidationError
 
 from expc.interpreter import symbolic
 from expc.interpreter.graph import input_refs
+from expc.interpreter.hashing import FileHasher  # noqa: F401  (re-exported: executor imports it here)
 from expc.runtime.registry import Registry
-from expc.spec.diagnostics import Diagnostic, Span, closest_span
-from expc.spec.ir import BindNode, Node, Program
+from expc.spec.diagnostics import Diagnostic, Span, validation_diagnostics
+from expc.spec.ir import Arith, BindNode, FileRef, Inline, Node, ParamRef, Program, Ref, Wire, params, refs, to_wire
 
 
 class PlanError(Exception):
@@ -33,19 +34,29 @@ class PlanError(Exception):
 
 class Pending(Exception):
     """The key depends on a result not computed yet (node(search.best) before the search ran): the
-    executor computes `waits_for` under `env`, gives its value to the planner (Planner.results) and
+    executor computes `waits_for` under `bindings`, gives its value to the planner (Planner.results) and
     plans again. The planner never runs anything itself."""
 
-    def __init__(self, node: str, waits_for: str, env: dict[str, Any] | None = None):
+    def __init__(self, node: str, waits_for: str, bindings: dict[str, Any] | None = None):
         super().__init__(f"{node} waits for {waits_for}")
         self.node = node
         self.waits_for = waits_for
-        self.env = dict(env or {})
+        self.bindings = dict(bindings or {})
 
 
-def result_key(node_id: str, env: dict[str, Any]) -> str:
-    """How Planner.results names the value of a node computed under param values `env`."""
-    return symbolic.canonical([node_id, env])
+# A binding of this name replaces the experiment seed for what it plans (a replicate evaluates the same
+# nodes under seeds 0..n-1): the seed enters every key, so each seed's nodes are cached apart.
+SEED = "experiment.seed"
+
+
+def seed_of(program: Program, bindings: dict[str, Any]) -> int:
+    """The seed nodes planned under `bindings` run with."""
+    return int(bindings.get(SEED, program.settings.seed))
+
+
+def result_key(node_id: str, bindings: dict[str, Any]) -> str:
+    """How Planner.results names the value of a node computed under param values `bindings`."""
+    return symbolic.canonical([node_id, bindings])
 
 
 @dataclass(frozen=True)
@@ -58,47 +69,19 @@ class PlanNode:
     args: dict[str, Any]  # runtime args: refs as {"$ref": id, "key": k, "path": [...]}, paths absolute
     inputs: tuple[tuple[str, str, tuple[str, ...]], ...]  # (args path, input node id, member path)
     material: str  # canonical JSON that was hashed (for "why" in dry-run)
-    env: tuple[tuple[str, str], ...]  # the param values it was planned under (canonical JSON)
+    param_values: tuple[tuple[str, str], ...]  # the params it depends on directly, with their values (JSON)
     params_used: tuple[str, ...] = ()
     bound: tuple[tuple[str, Any], ...] = ()  # the planner's param bindings: inputs are computed under them
-
-
-class FileHasher:
-    """Content hashes of files and directories, memoized by (path, size, mtime) within a process."""
-
-    def __init__(self) -> None:
-        self._memo: dict[tuple[str, int, int], str] = {}
-
-    def file(self, path: str) -> str:
-        st = os.stat(path)
-        k = (path, st.st_size, st.st_mtime_ns)
-        h = self._memo.get(k)
-        if h is None:
-            d = hashlib.blake2b(digest_size=16)
-            with open(path, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    d.update(chunk)
-            h = d.hexdigest()
-            self._memo[k] = h
-        return h
-
-    def path(self, path: str) -> str:
-        p = Path(path)
-        if p.is_dir():
-            d = hashlib.blake2b(digest_size=16)
-            for f in sorted(x for x in p.rglob("*") if x.is_file()):
-                d.update(str(f.relative_to(p)).encode() + b"\0" + self.file(str(f)).encode())
-            return d.hexdigest()
-        return self.file(path)
+    params: Any = None  # the operator's params model, validated once here (inputs still as references)
 
 
 @dataclass
 class Planner:
     program: Program
     registry: Registry
-    env: dict[str, Any] = field(default_factory=dict)  # param name -> value (overrides, search trial)
+    bindings: dict[str, Any] = field(default_factory=dict)  # param name -> value (overrides, search trial)
     hasher: FileHasher = field(default_factory=FileHasher)
-    # results known so far, by result_key(node, env): bindings taken from results (search.best) read them
+    # results known so far, by result_key(node, bindings): bindings taken from results (search.best) read them
     results: dict[str, Any] = field(default_factory=dict)
     _memo: dict[str, PlanNode] = field(default_factory=dict)
     _visiting: set = field(default_factory=set)
@@ -106,49 +89,50 @@ class Planner:
     # -- params ------------------------------------------------------------------------------------
 
     def param_value(self, name: str, span: Span | None) -> Any:
-        if name in self.env:
-            return self.env[name]
+        if name in self.bindings:
+            return self.bindings[name]
         p = self.program.params.get(name)
         if p is None:
             raise PlanError(Diagnostic("E201", f"unknown param '{name}'", span))
         if p.dist is not None:
-            if p.dist.get("default") is None:
+            default = to_wire(p.dist.args.get("default"))
+            if default is None:
                 raise PlanError(Diagnostic("E311", f"param '{name}' has no default and no value was bound", p.span,
                                            hint="give it a default, bind it (node(name = value)) or search it"))
-            return p.dist["default"]
+            return default
         return self.resolve(p.value, span)
 
-    def resolve(self, value: Any, span: Span | None) -> Any:
-        """Replace $param and $arith by values, normalize inline operator values."""
+    def resolve(self, value: Any, span: Span | None, leaf: Callable[[Any], Wire | None] | None = None) -> Any:
+        """A value as JSON with params, arithmetic and inline operator values resolved (inline values
+        normalized by their params models); `leaf` may replace node references and files."""
 
         def fn(v):
-            if isinstance(v, dict):
-                if "$param" in v:
-                    value = self.param_value(v["$param"], span)
-                    for m in v.get("path", []):
-                        if not isinstance(value, dict) or m not in value:
-                            raise PlanError(Diagnostic("E208", f"param '{v['$param']}' has no field '{m}'", span))
-                        value = value[m]
-                    return value
-                if "$arith" in v:
-                    args = [self.resolve(a, span) for a in v["args"]]
-                    try:
-                        return symbolic.arith(v["$arith"], args)
-                    except (ZeroDivisionError, TypeError) as e:
-                        raise PlanError(Diagnostic("E303", f"cannot compute {v['$arith']} of {args}: {e}", span))
-                if "$op" in v and self.registry.get(v["$op"]) is not None:
-                    inner = {k: self.resolve(x, span) for k, x in v.items() if k != "$op"}
-                    return {"$op": v["$op"], **self._normalize_inline(v["$op"], inner, span)}
-            return None
+            if isinstance(v, ParamRef):
+                value = self.param_value(v.name, span)
+                for m in v.path:
+                    if not isinstance(value, dict) or m not in value:
+                        raise PlanError(Diagnostic("E208", f"param '{v.name}' has no field '{m}'", span))
+                    value = value[m]
+                return Wire(value)
+            if isinstance(v, Arith):
+                args = [self.resolve(a, span) for a in v.args]
+                try:
+                    return Wire(symbolic.arith(v.op, args))
+                except (ZeroDivisionError, TypeError) as e:
+                    raise PlanError(Diagnostic("E303", f"cannot compute {v.op} of {args}: {e}", span))
+            if isinstance(v, Inline) and self.registry.get(v.op) is not None:
+                inner = {k: self.resolve(x, span) for k, x in v.args.items()}
+                return Wire({"$op": v.op, **self._normalize_inline(v.op, inner, span)})
+            return leaf(v) if leaf is not None else None
 
-        return symbolic.transform(value, fn)
+        return to_wire(value, fn)
 
     def _normalize_inline(self, name: str, values: dict, span: Span | None) -> dict:
         op = self.registry.get(name)
         try:
-            model = op.params.model_validate(values)
+            model = op.params.model_validate(_files_as_paths(values))
         except ValidationError as e:
-            raise PlanError(Diagnostic("E401", f"invalid arguments for {name}(): {_first_error(e)}", span))
+            raise PlanError(validation_diagnostics(e.errors()[:1], {}, span, f"{name}()")[0])
         return model.model_dump(mode="json")
 
     # -- nodes -------------------------------------------------------------------------------------
@@ -168,36 +152,35 @@ class Planner:
         self._memo[node_id] = pn
         return pn
 
-    def _plan_bind(self, node: Node) -> PlanNode:
+    def _plan_bind(self, node: BindNode) -> PlanNode:
         bindings: dict[str, Any] = {}
-        frm = node.args.get("from")
-        if frm is not None:
-            refs = list(symbolic.refs(frm))
-            if refs:
-                ref = refs[0]
-                k = result_key(ref["$ref"], self.env)
+        if node.source is not None:
+            found = list(refs(node.source))
+            if found:
+                ref = found[0]
+                k = result_key(ref.node, self.bindings)
                 if k not in self.results:
-                    raise Pending(node.id, ref["$ref"], self.env)
+                    raise Pending(node.id, ref.node, self.bindings)
                 value = self.results[k]
-                for m in ref.get("path", []):
+                for m in ref.path:
                     value = value[m]
                 if not isinstance(value, dict):
                     raise PlanError(Diagnostic("E301", f"{node.id}: expected a record of params, got {value!r}",
-                                               node.arg_spans.get("from", node.span)))
-                frm_value = value
+                                               node.arg_spans.get("source", node.span)))
+                source = value
             else:
-                frm_value = self.resolve(frm, node.span)
-            for k, v in frm_value.items():
+                source = self.resolve(node.source, node.span)
+            for k, v in source.items():
                 if k in self.program.params:
                     bindings[k] = v
-        for k, v in node.args.get("bindings", {}).items():
+        for k, v in node.bindings.items():
             bindings[k] = self.resolve(v, node.arg_spans.get(f"bindings.{k}", node.span))
-        sub = Planner(self.program, self.registry, {**self.env, **bindings}, self.hasher, self.results)
-        target = sub.plan(node.args["target"])
+        sub = Planner(self.program, self.registry, {**self.bindings, **bindings}, self.hasher, self.results)
+        target = sub.plan(node.target)
         return PlanNode(
             id=target.id, display=node.id, key=target.key, op=target.op, version=target.version,
-            args=target.args, inputs=target.inputs, material=target.material, env=target.env,
-            params_used=target.params_used, bound=target.bound,
+            args=target.args, inputs=target.inputs, material=target.material, param_values=target.param_values,
+            params_used=target.params_used, bound=target.bound, params=target.params,
         )
 
     def _plan_op(self, node: Node) -> PlanNode:
@@ -207,64 +190,62 @@ class Planner:
         inputs: list[tuple[str, str, tuple[str, ...]]] = []
         input_keys: dict[str, str] = {}
         for path, ref in input_refs(node, self.registry):
-            child = self.plan(ref["$ref"])
-            inputs.append((path, ref["$ref"], tuple(ref.get("path", []))))
-            input_keys[ref["$ref"]] = child.key
-        used: set[str] = set()
+            child = self.plan(ref.node)
+            inputs.append((path, ref.node, ref.path))
+            input_keys[ref.node] = child.key
 
-        def track(v):
-            if isinstance(v, dict) and "$param" in v:
-                used.add(v["$param"])
+        def runtime_leaf(v):  # what the operator receives: inputs by key (the executor loads them), paths
+            if isinstance(v, Ref):
+                return Wire({"$ref": v.node, **({"path": list(v.path)} if v.path else {}),
+                             "key": input_keys.get(v.node)})
+            if isinstance(v, FileRef):
+                return Wire(v.path)
             return None
 
+        def key_leaf(v):  # what the key hashes: inputs by their keys, files by their content
+            if isinstance(v, Ref):
+                return Wire({"$input": input_keys.get(v.node, v.node), "path": list(v.path)})
+            if isinstance(v, FileRef):
+                return Wire({"$content": self.hasher.path(v.path), "name": Path(v.path).name})
+            return None
+
+        used: set[str] = set()
         runtime_args: dict[str, Any] = {}
-        key_args: dict[str, Any] = {}
+        material_args: dict[str, Any] = {}
         for k, v in node.args.items():
             f = op.field(k)
             span = node.arg_spans.get(k, node.span)
             if f is not None and f.deferred:
-                runtime_args[k] = v  # evaluated by the operator, under its own bindings
-                key_args[k] = self._deferred_material(v)
+                runtime_args[k] = to_wire(v)  # evaluated by the operator, under its own bindings
+                material_args[k] = self._deferred_material(v)
                 continue
-            symbolic.transform(v, track)
-            resolved = self.resolve(v, span)
-            runtime_args[k] = _refs_with_keys(resolved, input_keys)
-            key_args[k] = resolved
+            used |= params(v)
+            runtime_args[k] = self.resolve(v, span, runtime_leaf)
+            material_args[k] = self.resolve(v, span, key_leaf)
         # Validate (catches bad overrides) and fill defaults so that explicit defaults key the same.
         try:
-            validated = op.params.model_validate({k: _files_as_paths(v) for k, v in runtime_args.items()})
+            validated = op.params.model_validate(runtime_args)
         except ValidationError as e:
-            path = ".".join(str(x) for x in e.errors()[0].get("loc", ()))
-            span = closest_span(node.arg_spans, path, node.span)
-            raise PlanError(Diagnostic("E401", f"invalid value for {node.id}: {_first_error(e)}", span))
+            raise PlanError(validation_diagnostics(e.errors()[:1], node.arg_spans, node.span, f"{op.name}()")[0])
         dumped = validated.model_dump(mode="json")
-        for fname, f in ((f.name, f) for f in op.fields):
-            if fname not in key_args:
-                key_args[fname] = dumped.get(fname)
-        material_args = symbolic.transform(key_args, lambda v: self._material(v, input_keys))
+        for fname in (f.name for f in op.fields):
+            if fname not in material_args:
+                material_args[fname] = dumped.get(fname)
         # Settings every operator may read through its context (ctx.seed, ctx.dtype) key every node;
         # device, workers and backend must not change results, so they don't.
         st = self.program.settings
         material = symbolic.canonical({"op": op.name, "version": op.version, "args": material_args,
-                                       "seed": st.seed, "dtype": st.dtype})
+                                       "seed": seed_of(self.program, self.bindings), "dtype": st.dtype})
         key = hashlib.blake2b(material.encode(), digest_size=20).hexdigest()
-        env = tuple(sorted((p, symbolic.canonical(self.param_value(p, None))) for p in used))
+        values = tuple(sorted((p, symbolic.canonical(self.param_value(p, None))) for p in used))
         all_used = set(used)
         for _, nid, _ in inputs:
             all_used |= set(self.plan(nid).params_used)
         return PlanNode(
             id=node.id, display=node.id, key=key, op=op.name, version=op.version,
-            args=_files_as_paths(runtime_args), inputs=tuple(inputs), material=material, env=env,
-            params_used=tuple(sorted(all_used)), bound=tuple(sorted(self.env.items())),
+            args=runtime_args, inputs=tuple(inputs), material=material, param_values=values,
+            params_used=tuple(sorted(all_used)), bound=tuple(sorted(self.bindings.items())), params=validated,
         )
-
-    def _material(self, v: Any, input_keys: dict[str, str]) -> Any:
-        if isinstance(v, dict):
-            if "$ref" in v:
-                return {"$input": input_keys.get(v["$ref"], v["$ref"]), "path": v.get("path", [])}
-            if "$file" in v:
-                return {"$content": self.hasher.path(v["$file"]), "name": Path(v["$file"]).name}
-        return None
 
     def _deferred_material(self, v: Any) -> Any:
         """Deferred references key by their *definition*: the referenced node's args and params, and
@@ -272,56 +253,100 @@ class Planner:
         upstream (data, a fine-tune's args) reruns a search without the params' values keying it."""
 
         def fn(x):
-            if isinstance(x, dict) and "$ref" in x:
-                n = self.program.nodes.get(x["$ref"])
-                return {"$deferred": x["$ref"], "path": x.get("path", []),
-                        "def": symbolic.transform(n.args, lambda y: None) if n else None,
-                        "op": n.op if n else None,
-                        "upstream": self._placeholder_planner().plan(x["$ref"]).key if n else None}
+            if isinstance(x, Ref):
+                n = self.program.nodes.get(x.node)
+                return Wire({"$deferred": x.node, "path": list(x.path),
+                             "def": _definition(n) if n else None,
+                             "op": n.op if n else None,
+                             "upstream": self._placeholder_planner().plan(x.node).key if n else None})
             return None
 
-        return symbolic.transform(v, fn)
+        return to_wire(v, fn)
 
     def _placeholder_planner(self) -> "Planner":
-        env = {name: self.registry.distribution(p.dist).placeholder()
+        bindings = {name: self.registry.distribution(to_wire(p.dist)).placeholder()
                for name, p in self.program.params.items() if p.dist is not None}
-        env.update(self.env)
-        return Planner(self.program, self.registry, env, self.hasher, self.results)
+        bindings.update(self.bindings)
+        return Planner(self.program, self.registry, bindings, self.hasher, self.results)
 
 
-def _refs_with_keys(value: Any, input_keys: dict[str, str]) -> Any:
-    def fn(v):
-        if isinstance(v, dict) and "$ref" in v:
-            return {**v, "key": input_keys.get(v["$ref"])}
-        return None
+@dataclass(frozen=True)
+class Plan:
+    """What a run computes, decided before anything runs: every node the targets need, inputs first,
+    each with its validated params and its content key, and the nodes that can only be planned once
+    another node's result exists (`node(sweep.best)` waits for `sweep`)."""
 
-    return symbolic.transform(value, fn)
+    nodes: tuple[PlanNode, ...]
+    pending: tuple[tuple[str, str], ...]  # (node, the node whose result it waits for)
+    targets: tuple[str, ...]
+
+    def __iter__(self):
+        return iter(self.nodes)
+
+
+def plan(program: Program, registry: Registry, bindings: dict[str, Any] | None = None,
+         targets: list[str] | None = None, hasher: FileHasher | None = None,
+         results: dict[str, Any] | None = None) -> Plan:
+    """Plan `targets` (default: every declared node) under param `bindings`. Nothing runs; `results`
+    holds node results already known (see Pending)."""
+    hasher = hasher or FileHasher()
+    results = {} if results is None else results
+    planners: dict[str, Planner] = {}
+
+    def planner_for(b: dict[str, Any]) -> Planner:
+        k = symbolic.canonical(b)
+        if k not in planners:
+            planners[k] = Planner(program, registry, dict(b), hasher, results)
+        return planners[k]
+
+    order: list[PlanNode] = []
+    pending: list[tuple[str, str]] = []
+    seen: set[tuple[str, str]] = set()
+    done: set[tuple[str, str]] = set()
+
+    def visit(nid: str, b: dict[str, Any]) -> None:
+        if (nid, symbolic.canonical(b)) in seen:
+            return
+        seen.add((nid, symbolic.canonical(b)))
+        try:
+            pn = planner_for(b).plan(nid)
+        except Pending as p:
+            pending.append((nid, p.waits_for))
+            return
+        for _, child, _ in pn.inputs:
+            visit(child, dict(pn.bound))  # a bind's target computes its inputs under the bind's params
+        if (pn.display, pn.key) not in done:
+            done.add((pn.display, pn.key))
+            order.append(pn)
+
+    names = tuple(targets or program.decls)
+    for nid in names:
+        visit(nid, dict(bindings or {}))
+    return Plan(tuple(order), tuple(pending), names)
+
+
+def _definition(n: Node) -> Any:
+    """A node's definition as JSON (what a deferred reference to it keys by)."""
+    if isinstance(n, BindNode):
+        return {"target": n.target, "bindings": {k: to_wire(v) for k, v in n.bindings.items()},
+                "from": to_wire(n.source)}
+    return {k: to_wire(v) for k, v in n.args.items()}
 
 
 def _files_as_paths(v: Any) -> Any:
-    """Files as absolute path strings (what the params model validates and the operator receives);
-    refs stay as they are (input fields are Any)."""
-
-    def fn(x):
-        if isinstance(x, dict) and "$file" in x:
-            return x["$file"]
-        return None
-
-    return symbolic.transform(v, fn)
-
-
-
-def _first_error(e: ValidationError) -> str:
-    err = e.errors()[0]
-    loc = ".".join(str(x) for x in err.get("loc", ()))
-    got = err.get("input")
-    shown = f" (got {got!r})" if got is not None and not isinstance(got, (dict, list)) else ""
-    return f"'{loc}': {err.get('msg')}{shown}" if loc else f"{err.get('msg')}{shown}"
+    """Inline values' file fields as the path strings their params models take."""
+    if isinstance(v, dict):
+        if "$file" in v:
+            return v["$file"]
+        return {k: _files_as_paths(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_files_as_paths(x) for x in v]
+    return v
 
 
 def remembered(pn: PlanNode) -> str:
     """What the registry keeps of a node's last plan, so a later dry run can say what changed."""
-    return json.dumps({"material": pn.material, "params": dict(pn.env)})
+    return json.dumps({"material": pn.material, "params": dict(pn.param_values)})
 
 
 def explain(previous: str | None, pn: PlanNode) -> str:
@@ -338,7 +363,7 @@ def explain(previous: str | None, pn: PlanNode) -> str:
         return f"operator {pn.op} version changed"
     reasons = [f"experiment {k} changed: {old.get(k)} -> {new.get(k)}"
                for k in ("seed", "dtype") if old.get(k) != new.get(k)]
-    old_params, new_params = prev.get("params", {}), dict(pn.env)
+    old_params, new_params = prev.get("params", {}), dict(pn.param_values)
     for name in sorted(set(old_params) & set(new_params)):
         if old_params[name] != new_params[name]:
             reasons.append(f"param {name} changed: {_short(json.loads(old_params[name]))} -> "
@@ -358,7 +383,12 @@ def explain(previous: str | None, pn: PlanNode) -> str:
 
 
 def _has(v: Any, tag: str) -> bool:
-    return any(isinstance(x, dict) and tag in x for _, x in symbolic.walk(v))
+    """Whether key material (JSON) holds a tagged dict such as {"$input": ...}."""
+    if isinstance(v, dict):
+        return tag in v or any(_has(x, tag) for x in v.values())
+    if isinstance(v, list):
+        return any(_has(x, tag) for x in v)
+    return False
 
 
 def _short(v: Any) -> str:

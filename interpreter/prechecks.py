@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from expc.interpreter import symbolic
 from expc.runtime.api import UNKNOWN, OpError, Producer
 from expc.runtime.registry import Registry
 from expc.spec.diagnostics import Collector, closest_span
-from expc.spec.ir import Node
+from expc.spec.ir import Arith, FileRef, Node, OpNode, ParamRef, Ref, Wire, to_wire
 
 
 def run_prechecks(nodes: dict[str, Node], registry: Registry, diags: Collector) -> None:
@@ -36,14 +35,16 @@ def constant_args(args: dict[str, Any], nodes: dict[str, Node] | None) -> dict[s
     """A node's arguments as a precheck sees them; `nodes` is None for a producer's own arguments
     (one level is described: a producer's inputs are UNKNOWN)."""
 
-    def fn(v: Any) -> Any:
-        if symbolic.is_tagged(v, "$file"):
-            return v["$file"]
-        if symbolic.is_tagged(v, "$ref"):
-            target = nodes.get(v["$ref"]) if nodes is not None and not v.get("path") else None
-            return Producer(target.op, constant_args(target.args, None)) if target is not None else UNKNOWN
-        if any(symbolic.is_tagged(v, tag) for tag in ("$param", "$arith", "$bind")):
-            return UNKNOWN
+    def fn(v: Any) -> Wire | None:
+        if isinstance(v, FileRef):
+            return Wire(v.path)
+        if isinstance(v, Ref):
+            target = nodes.get(v.node) if nodes is not None and not v.path else None
+            if isinstance(target, OpNode):
+                return Wire(Producer(target.op, constant_args(target.args, None)))
+            return Wire(UNKNOWN)
+        if isinstance(v, (ParamRef, Arith)):
+            return Wire(UNKNOWN)
         return None
 
-    return symbolic.transform(args, fn)
+    return {k: to_wire(v, fn) for k, v in args.items()}

@@ -12,9 +12,9 @@ def edges(program: Program, registry: Registry) -> list[tuple[str, str, str]]:
     out = []
     for node in program.nodes.values():
         for _, ref in input_refs(node, registry):
-            out.append((ref["$ref"], node.id, "input"))
+            out.append((ref.node, node.id, "input"))
         if isinstance(node, BindNode):
-            out.append((node.args["target"], node.id, "bind"))
+            out.append((node.target, node.id, "bind"))
         else:
             for r in deferred_refs(node, registry):
                 out.append((r, node.id, "deferred"))

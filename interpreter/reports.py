@@ -1,4 +1,5 @@
-"""Report output after a run: tables that report nodes computed (printed by `expc run` and `expc show`)."""
+"""Results shown in full after a run and by `expc show`: whatever a value type declares it shows
+(expc.runtime.types.Shown: a report's table, its lines, its plots), for any type that declares it."""
 
 from __future__ import annotations
 
@@ -8,23 +9,22 @@ from pathlib import Path
 def print_reports(session, result) -> None:
     keys = {node: key for node, key, _, _ in session.runs.results(result.run_id)}
     for name, value in result.results.items():
-        node = session.program.nodes[name]
-        if node.kind != "report" or not isinstance(value, dict):
+        shown = session.registry.types.show(session.program.nodes[name].type, value)
+        if shown is None:
             continue
         key = keys.get(name)
         linked = session.run_dir(result.run_id) / name
-        print_report(name, value, linked if linked.exists() else (session.store.path(key) if key else None))
+        print_shown(name, shown, linked if linked.exists() else (session.store.path(key) if key else None))
 
 
-def print_report(name: str, value: dict, directory: Path | None) -> None:
-    """One report's table, lines and plot paths (plots are stored relative to the report's directory)."""
+def print_shown(name: str, shown, directory: Path | None) -> None:
+    """One result's table, lines and files (files are named relative to the result's directory)."""
     from expc.interpreter.console import print_table
 
-    table = value.get("table")
-    if isinstance(table, dict) and table.get("headers"):
+    if shown.headers:
         print()
-        print_table(table["headers"], [tuple(r) for r in table.get("rows", [])], title=f"report {name}")
-    for text in value.get("lines", []) or []:
+        print_table(list(shown.headers), list(shown.rows), title=shown.title or f"report {name}")
+    for text in shown.lines:
         print(text)
-    for plot in value.get("plots", []) or []:
-        print(f"plot: {directory / plot if directory is not None else plot}")
+    for f in shown.files:
+        print(f"plot: {directory / f if directory is not None else f}")

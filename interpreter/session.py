@@ -9,7 +9,8 @@ from typing import Any
 
 from expc.interpreter.compiler import compile
 from expc.interpreter.executor import Events, Executor, NodeFailed
-from expc.interpreter.planner import Pending, explain, remembered
+from expc.interpreter.hashing import FileHasher
+from expc.interpreter.planner import explain, plan, remembered
 from expc.interpreter.runs import Runs
 from expc.interpreter.store import Store
 from expc.runtime.api import Cancelled
@@ -24,7 +25,7 @@ DEFAULT_STORE = ".expc"
 class Session:
     file: str
     program: Program
-    env: dict[str, Any]
+    bindings: dict[str, Any]
     store: Store
     runs: Runs
     registry: Registry
@@ -41,17 +42,17 @@ class Session:
         registry = registry or load_registry()
         sources = sources or SourceCache()
         compiled = compile(file, registry, sources, overrides=list(overrides or []))
-        program, env = compiled.program, compiled.env
+        program, bindings = compiled.program, compiled.bindings
         if settings:
             program = program.model_copy(update={"settings": program.settings.model_copy(update=settings)})
         _check_device(program)
         store = Store(cache or DEFAULT_STORE, registry.types.artifact_classes())
         store.sweep_tmp()  # half-written results of runs killed more than an hour ago
-        return cls(str(file), program, env, store, Runs(store.root), registry, sources, list(overrides or []),
+        return cls(str(file), program, bindings, store, Runs(store.root), registry, sources, list(overrides or []),
                    compiled.warnings)
 
     @classmethod
-    def from_program(cls, program: Program, env: dict[str, Any], cache: str | Path,
+    def from_program(cls, program: Program, bindings: dict[str, Any], cache: str | Path,
                      registry: Registry | None = None) -> "Session":
         """A session for a program already checked elsewhere (a worker of ctx.map gets the parent's IR
         and its fixed params): nothing is read from the source files, so the worker runs the program
@@ -59,44 +60,30 @@ class Session:
         _check_device(program)
         registry = registry or load_registry()
         store = Store(cache, registry.types.artifact_classes())
-        return cls(program.file, program, dict(env), store, Runs(store.root), registry,
+        return cls(program.file, program, dict(bindings), store, Runs(store.root), registry,
                    SourceCache())
 
     def executor(self, run_id: int, events: Events | None = None, cancel: threading.Event | None = None) -> Executor:
-        from expc.runtime.device import resolve
-
+        # the device stays "auto" until an operator asks (RunContext.device): no torch for cached runs;
+        # file digests are kept in the store's registry (expc.interpreter.hashing)
         return Executor(
             program=self.program, registry=self.registry, store=self.store, runs=self.runs, run_id=run_id,
-            device=resolve(self.program.settings.device), env=dict(self.env), events=events or Events(),
-            cancel=cancel or threading.Event(),
+            device=self.program.settings.device, bindings=dict(self.bindings), events=events or Events(),
+            cancel=cancel or threading.Event(), _hasher=FileHasher(self.runs),
         )
 
     def dry_run(self) -> list[tuple[str, str, str, str]]:
         """(node, op, status, why) for every declared node and its inputs, in execution order."""
-        ex = self.executor(run_id=0)
-        planner = ex.planner()
+        the_plan = plan(self.program, self.registry, self.bindings)
         rows: list[tuple[str, str, str, str]] = []
-        seen: set[str] = set()
-
-        def visit(nid: str) -> None:
-            if nid in seen:
-                return
-            seen.add(nid)
-            try:
-                pn = planner.plan(nid)
-            except Pending as p:
-                rows.append((nid, self.program.nodes[nid].op, "pending", f"planned after {p.waits_for} runs"))
-                return
-            for _, child, _ in pn.inputs:
-                visit(child)
+        for pn in the_plan:
             if self.store.has(pn.key):
-                rows.append((nid, pn.op, "cached", pn.key[:12]))
+                rows.append((pn.display, pn.op, "cached", pn.key[:12]))
             else:
-                prev = self.runs.last_state(self.program.file, nid)
-                rows.append((nid, pn.op, "run", explain(prev[1] if prev else None, pn)))
-
-        for nid in self.program.decls:
-            visit(nid)
+                prev = self.runs.last_state(self.program.file, pn.display)
+                rows.append((pn.display, pn.op, "run", explain(prev[1] if prev else None, pn)))
+        for nid, waits_for in the_plan.pending:
+            rows.append((nid, self.program.nodes[nid].op, "pending", f"planned after {waits_for} runs"))
         return rows
 
     def run(self, events: Events | None = None, cancel: threading.Event | None = None,
@@ -107,6 +94,10 @@ class Session:
         status = "ok"
         failure: Diagnostic | None = None
         try:
+            # compile -> plan -> execute: the plan's nodes in dependency order, then the declared results
+            # (cached by then), and the nodes that could only be planned once a result existed
+            for pn in ex.plan_all(targets):
+                ex.execute(pn)
             for nid in targets or self.program.decls:
                 results[nid] = ex.evaluate(nid)
                 pn = ex.plan(nid)

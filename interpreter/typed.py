@@ -1,12 +1,12 @@
-"""The value of a lowered expression: its type, its symbolic JSON value, and pending merge algebra."""
+"""The value of a lowered expression: its type, its IR value (expc.spec.ir.Value), and pending algebra."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from expc.interpreter import symbolic
 from expc.spec.diagnostics import Span
+from expc.spec.ir import is_const
 
 NUM = {"int", "number"}
 
@@ -14,17 +14,14 @@ NUM = {"int", "number"}
 @dataclass
 class Typed:
     type: str
-    value: Any
+    value: Any  # an expc.spec.ir Value (None while a pending algebra tree stands for it)
     span: Span
     items: list["Typed"] | None = None  # element values of a list expression
     tree: Any = None  # pending merge-algebra tree (type "model"), see ExprLowerer.materialize
 
     @property
     def const(self) -> bool:
-        return not any(
-            isinstance(v, dict) and ({"$ref", "$param", "$arith"} & v.keys())
-            for _, v in symbolic.walk(self.value)
-        )
+        return is_const(self.value)
 
 
 @dataclass

@@ -13,7 +13,7 @@ import sys
 import threading
 from pathlib import Path
 
-from expc.interpreter import symbolic
+from expc.spec.ir import FileRef, OpNode, walk
 from expc.spec.diagnostics import CompileError, SourceCache, render
 
 
@@ -21,9 +21,8 @@ def watched_paths(program, main: str) -> set[Path]:
     paths = {Path(main).resolve()}
     paths |= {Path(f).resolve() for f in program.files}
     for node in program.nodes.values():
-        for _, v in symbolic.walk(node.args):
-            if symbolic.is_tagged(v, "$file"):
-                paths.add(Path(v["$file"]))
+        for value in (node.args.values() if isinstance(node, OpNode) else ()):
+            paths |= {Path(v.path) for _, v in walk(value) if isinstance(v, FileRef)}
     return paths
 
 

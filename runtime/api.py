@@ -38,6 +38,16 @@ class Pruned(Cancelled):
     node being computed is abandoned like a cancelled one (its checkpoints stay in its work dir)."""
 
 
+def node_seed(own: int | None, experiment: int) -> int:
+    """The seed an operator draws with: its own `seed` argument with the experiment's seed (ctx.seed)
+    folded in, so that `experiment { seed = 3 }` and a replicate under seed 3 change what every node
+    draws. With the experiment seed 0 it is the operator's own seed, unchanged."""
+    own = int(own or 0)
+    if not experiment:
+        return own
+    return (own * 1_000_003 + int(experiment) * 7_919 + 104_729) % (2**31 - 1)
+
+
 class Artifact(BaseModel):
     """A value that lives as files in its node's store directory (a model, a dataset, a POET run).
 
@@ -132,14 +142,15 @@ class Context(Protocol):
     """The experiment's backend: "local" (this machine) or "ray"."""
     address: str | None
     """The Ray cluster to join with backend "ray" (None: start a local Ray instance)."""
-    env: dict[str, Any]
+    bindings: dict[str, Any]
     """Params fixed for this run (command-line overrides), name -> value: a search leaves them alone."""
 
     def log(self, name: str, value: float, step: int | None = None) -> None:
         """Record a metric (run registry); steps make curves."""
 
-    def progress(self, total: int, description: str) -> Callable[[int], None]:
-        """A progress bar; call the result with the number of steps advanced."""
+    def progress(self, total: int, description: str, unit: str = "step") -> Callable[[int], None]:
+        """A progress bar; call the result with the number of units advanced. `unit` names what `total`
+        counts ("step", "trial", ...); "B" counts bytes (shown as MB and MB/s)."""
 
     def check_cancelled(self) -> None:
         """Raise Cancelled if this run was superseded; call it between steps of long work."""

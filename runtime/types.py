@@ -11,7 +11,8 @@ type says:
   configuration values (`es(...)`, `tpe(...)`), which may stand where a constant is expected;
 - `kinds`: the declaration kinds whose statements may hold it (`data NAME = ...`);
 - `artifact`: the Artifact class that stores and loads it (the store decodes by its tag);
-- `summary`: how `expc run` / `expc show` print a result in one short line;
+- `summary`: how `expc run` / `expc show` print a result in one short line, and `show` how they print
+  it in full (a report's table and plots);
 - `algebra`: the operator that materializes arithmetic over values of the type (models: `algebra`).
 
 spec/types.py keeps only the built-in scalar types (number, int, string, bool, list, record, any) and
@@ -21,10 +22,23 @@ the statement kinds; `TypeSystem` answers every question about both.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from expc.spec.types import BUILTIN_SUBTYPES, KINDS, TYPES
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A result shown in full after `expc run` and by `expc show` (beyond its one-line summary): a
+    table, lines of text, and files named relative to the result's directory (plots)."""
+
+    title: str = ""
+    headers: tuple[str, ...] = ()
+    rows: tuple[tuple[Any, ...], ...] = ()
+    lines: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -41,12 +55,14 @@ class ValueType:
     summary: Callable[[Any], str] | None = field(default=None, compare=False)
     algebra: str | None = None
     module: str = ""
+    show: Callable[[Any], Shown | None] | None = field(default=None, compare=False)
 
 
 def value_type(name: str, doc: str, *, parent: str | None = None, params: tuple[str, ...] = (),
                members: dict[str, str] | None = None, open_members: bool = False, node: bool = True,
                kinds: set[str] | frozenset[str] | tuple[str, ...] = (), artifact: type | None = None,
-               summary: Callable[[Any], str] | None = None, algebra: str | None = None) -> ValueType:
+               summary: Callable[[Any], str] | None = None, algebra: str | None = None,
+               show: Callable[[Any], Shown | None] | None = None) -> ValueType:
     """Declare a value type; assign it to a module-level name so the registry collects it."""
     import inspect
 
@@ -57,13 +73,14 @@ def value_type(name: str, doc: str, *, parent: str | None = None, params: tuple[
     module = frame.f_back.f_globals.get("__name__", "") if frame and frame.f_back else ""
     return ValueType(name=name, doc=doc, parent=parent, params=tuple(params), members=dict(members or {}),
                      open_members=open_members, node=node, kinds=frozenset(kinds), artifact=artifact,
-                     summary=summary, algebra=algebra, module=module)
+                     summary=summary, algebra=algebra, module=module, show=show)
 
 
 # `{field}` stands for the type of an operator's argument: take(data) returns "{data}".
 _TYPE_RE = re.compile(r"\s*(\{?[A-Za-z_][A-Za-z0-9_]*\}?)\s*(?:\[(.*)\])?\s*$")
 
 
+@lru_cache(maxsize=4096)
 def parse_type(expr: str) -> tuple[str, tuple[str, ...]]:
     """`split[data]` -> ("split", ("data",)); nested brackets are kept whole in an argument."""
     m = _TYPE_RE.match(expr)
@@ -106,6 +123,7 @@ class TypeSystem:
 
     def __init__(self, declared: dict[str, ValueType]):
         self.declared = declared
+        self._ancestors: dict[str, tuple[str, ...]] = {}
         for t in declared.values():
             for ref in ([t.parent] if t.parent else []) + [m for m in t.members.values()]:
                 base = parse_type(ref)[0]
@@ -127,14 +145,17 @@ class TypeSystem:
         base = parse_type(name)[0]
         return TYPES.get(base) or (self.declared[base].doc if base in self.declared else "")
 
-    def ancestors(self, name: str) -> list[str]:
+    def ancestors(self, name: str) -> tuple[str, ...]:
         """The type and its parents, nearest first (type arguments dropped)."""
-        out, base = [], parse_type(name)[0]
-        while base and base not in out:
-            out.append(base)
-            t = self.declared.get(base)
-            base = t.parent if t else None
-        return out
+        hit = self._ancestors.get(name)
+        if hit is None:
+            out, base = [], parse_type(name)[0]
+            while base and base not in out:
+                out.append(base)
+                t = self.declared.get(base)
+                base = t.parent if t else None
+            hit = self._ancestors[name] = tuple(out)
+        return hit
 
     # -- questions the checker asks ----------------------------------------------------------------
 
@@ -192,25 +213,33 @@ class TypeSystem:
     def kind_types(self, kind: str) -> list[str]:
         return sorted(set(KINDS[kind][0]) | {t.name for t in self.declared.values() if kind in t.kinds})
 
+    def _nearest(self, name: str, attr: str) -> ValueType | None:
+        """The type itself or its nearest ancestor that declares `attr` (members, algebra, summary...
+        are inherited)."""
+        for a in self.ancestors(name):
+            t = self.declared.get(a)
+            if t is not None and getattr(t, attr):
+                return t
+        return None
+
     def algebra(self, name: str) -> str | None:
         """The operator that materializes arithmetic on values of this type (inherited)."""
-        t = self.algebra_type(name)
-        return self.declared[t].algebra if t else None
+        t = self._nearest(name, "algebra")
+        return t.algebra if t else None
 
     def algebra_type(self, name: str) -> str | None:
         """The nearest ancestor that declares an algebra: the type of an arithmetic expression over it."""
-        for a in self.ancestors(name):
-            t = self.declared.get(a)
-            if t is not None and t.algebra:
-                return a
-        return None
+        t = self._nearest(name, "algebra")
+        return t.name if t else None
 
     def summary(self, name: str, value: Any) -> str | None:
-        for a in self.ancestors(name):
-            t = self.declared.get(a)
-            if t is not None and t.summary is not None:
-                return t.summary(value)
-        return None
+        t = self._nearest(name, "summary")
+        return t.summary(value) if t else None
+
+    def show(self, name: str, value: Any) -> Shown | None:
+        """How a result of this type is shown in full (a report's table and plots), if the type says."""
+        t = self._nearest(name, "show")
+        return t.show(value) if t else None
 
     def artifact_classes(self) -> dict[str, type]:
         out: dict[str, type] = {}

@@ -102,6 +102,30 @@ class Collector:
             raise CompileError(self.items)
 
 
+def validation_diagnostics(errors: list[dict], spans: dict[str, Span], fallback: Span | None,
+                           what: str) -> list[Diagnostic]:
+    """Pydantic's errors (ValidationError.errors()) as diagnostics at the spans of their fields: the one
+    way a params model's (or the settings') errors reach a user, at check time and at plan time.
+    `what` names the thing validated: "finetune()", "experiment"."""
+    out = []
+    for e in errors:
+        loc = [str(x) for x in e.get("loc", ())]
+        key = ".".join(loc)
+        span = closest_span(spans, key) or fallback
+        field = loc[0] if loc else ""
+        msg = e.get("msg", "invalid value")
+        if e.get("type") == "missing":
+            out.append(Diagnostic("E403", f"{what} is missing the required argument '{field}'", fallback))
+        elif e.get("type") == "extra_forbidden":
+            out.append(Diagnostic("E402", f"{what} has no parameter '{field}'", span))
+        else:
+            got = e.get("input")
+            shown = f" (got {got!r})" if got is not None and not isinstance(got, (dict, list)) else ""
+            target = f"for '{key}' of {what}" if key else f"of {what}"
+            out.append(Diagnostic("E401", f"invalid value {target}: {msg}{shown}", span))
+    return out
+
+
 def closest_span(spans: dict[str, Span], path: str, fallback: Span | None = None) -> Span | None:
     """The span recorded for a dotted path ("models.1.expr"), or for its nearest recorded prefix
     ("models.1", then "models"), else `fallback`."""

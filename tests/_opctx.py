@@ -23,7 +23,7 @@ class OpContext:
         self.workers = 1
         self.backend = "local"
         self.address = None
-        self.env = {}
+        self.bindings = {}
         self.logs: list[tuple[str, float, int | None]] = []
         self.warnings: list[tuple[str, str | None]] = []
         self.progressed = 0
@@ -33,7 +33,7 @@ class OpContext:
     def log(self, name, value, step=None):
         self.logs.append((name, float(value), step))
 
-    def progress(self, total, description):
+    def progress(self, total, description, unit="step"):
         def advance(n):
             self.progressed += n
 

@@ -118,11 +118,11 @@ def test_unknown_keys_hint_at_settable_arguments_only(run_cli, tmp_path):
 def test_accepted_overrides_bind_params_settings_and_arguments(tmp_path):
     s = Session.open(DEM, ["w_math=0.5", "lr=1e-3", "experiment.device=cpu", "seed=2", "sweep.trials=2",
                            "math.test=0.2"], tmp_path / "store")
-    # the bindings a search reads (ctx.env): an overridden searched param stays fixed in it
-    assert s.env == {"w_math": 0.5, "lr": 1e-3}
+    # the bindings a search reads (ctx.bindings): an overridden searched param stays fixed in it
+    assert s.bindings == {"w_math": 0.5, "lr": 1e-3}
     p = s.program
     assert p.params["lr"].value == 1e-3
-    assert p.params["w_math"].dist["default"] == 0.5 and p.params["w_code"].dist["default"] == 0.3
+    assert p.params["w_math"].dist.args["default"] == 0.5 and p.params["w_code"].dist.args["default"] == 0.3
     assert p.settings.device == "cpu" and p.settings.seed == 2 and p.settings.name == "dem"
     assert p.nodes["sweep"].args["trials"] == 2 and p.nodes["math"].args["test"] == 0.2
     # the program is the file's otherwise
@@ -155,7 +155,7 @@ def test_a_searched_param_override_is_checked_against_its_distribution_and_its_u
 def test_the_last_value_of_a_key_wins(tmp_path):
     f = write(tmp_path / "small.exp", SMALL)
     s = Session.open(f, ["k=5", "k=4"], tmp_path / "store")
-    assert s.env == {"k": 4} and s.program.params["k"].value == 4
+    assert s.bindings == {"k": 4} and s.program.params["k"].value == 4
 
 
 def test_errors_of_the_file_itself_are_not_blamed_on_overrides(run_cli, tmp_path):

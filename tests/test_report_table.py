@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import pytest
 from pydantic import Field
 
+from expc.spec.ir import to_wire
 from expc.interpreter.compiler import compile
 from expc.runtime.registry import Labelled, Params, load_registry, op
 from expc.runtime.report.build import table
@@ -43,7 +44,7 @@ def diagnostics(path):
 def test_a_list_is_a_record_keyed_by_the_items_expressions(tmp_path):
     f = write(tmp_path, "report r { table = [ppl_base, ppl_dem, ppl_dem(sweep.best), ppl_base.value * 2] }")
     node = compile(f).program.nodes["r"]
-    t = node.args["table"]
+    t = to_wire(node.args["table"])  # the IR value as JSON
     assert list(t) == ["ppl_base", "ppl_dem", "ppl_dem(sweep.best)", "ppl_base.value * 2"]
     assert t["ppl_base"] == {"$ref": "ppl_base"}
     assert t["ppl_dem"] == {"$ref": "ppl_dem"}
@@ -62,7 +63,7 @@ def test_a_list_is_a_record_keyed_by_the_items_expressions(tmp_path):
 
 def test_the_label_is_the_canonical_text_not_the_layout(tmp_path):
     f = write(tmp_path, "report r {\n  table = [\n    ppl_dem( sweep.best ),\n    (ppl_base),\n  ]\n}")
-    assert list(compile(f).program.nodes["r"].args["table"]) == ["ppl_dem(sweep.best)", "ppl_base"]
+    assert list(to_wire(compile(f).program.nodes["r"].args["table"])) == ["ppl_dem(sweep.best)", "ppl_base"]
 
 
 def test_a_record_keeps_its_meaning(tmp_path):

@@ -50,9 +50,9 @@ def test_subtypes_are_accepted_where_the_parent_is():
     t = load_registry().types
     assert t.is_subtype("split[data]", "split") and t.is_subtype("int", "number")
     assert not t.is_subtype("number", "int") and not t.is_subtype("split[data]", "split[model]")
-    reg = collect([*builtin_modules(), _module("fam", CLF=value_type("classifier", "a classifier", parent="model"))])
-    assert reg.types.is_subtype("classifier", "model") and reg.types.algebra("classifier") == "algebra"
-    assert reg.types.kind_accepts("train", "classifier") and reg.types.is_node("classifier")
+    reg = collect([*builtin_modules(), _module("fam", RANKER=value_type("ranker", "a ranking model", parent="model"))])
+    assert reg.types.is_subtype("ranker", "model") and reg.types.algebra("ranker") == "algebra"
+    assert reg.types.kind_accepts("train", "ranker") and reg.types.is_node("ranker")
 
 
 def test_an_operator_naming_an_undeclared_type_is_a_registry_error():
