@@ -7,7 +7,20 @@ to be bit-identical to the operator's. The operator additionally logs loss and a
 steps and writes resumable checkpoints every 100 steps (its real settings). Runs alternate; the table
 shows medians of wall time and of process CPU time (steadier on a shared machine). Goal: ratio <= 1.05.
 
+A second table (`--attacks` runs only it, `--no-attacks` skips it; cheap, so on by default):
+`attack_success` with pgd(...) against calling torchattacks.PGD directly. One mlp(hidden = [64]) is
+trained by `fit` on digits(normalize = true) (the 80% split); all 1,797 images are then attacked in
+batches of 512 (the operator's default) with the same eps, steps, step size and random-start seeds,
+three ways, alternating: (a) torchattacks.PGD called on the loaded network, counting the flips as
+`attack_success` does (clean forward, attack only the correct images, forward the adversarial ones);
+(b) expc.runtime.attacks.success.success, the function the operator calls once the classifier and
+data are loaded (adds the AttackView wrapper, the seeded fork of torch's RNG and the IOR diagnostics,
+one more forward and backward per batch); (c) the `attack_success` operator itself (adds reading the
+classifier and the data from disk). All three must flip the same images. Goal: ratio <= 1.1.
+
     .venv/bin/python benchmarks/fit_overhead.py [--steps 1000] [--repeats 5] [--nets mlp,cnn]
+                                                [--attacks | --no-attacks] [--attack-repeats 11]
+                                                [--eps 0.15] [--pgd-steps 10]
 """
 
 from __future__ import annotations
@@ -92,6 +105,93 @@ def hand_loop(kind: str, data, out: Path, a) -> None:
     save_file({k: v.contiguous() for k, v in modules.state_dict().items()}, str(out / "model.safetensors"))
 
 
+def direct_pgd(net, X, y, *, eps: float, alpha: float, steps: int, batch: int) -> int:
+    """torchattacks.PGD on the network as it is (digits(normalize = true) is already in [0, 1]), the
+    batches, seeds and skip rule of attack_success; the number of images it flips."""
+    import torch
+    import torchattacks
+
+    attack = torchattacks.PGD(net, eps=eps, alpha=alpha, steps=steps, random_start=True)
+    flipped = 0
+    for b, i in enumerate(range(0, len(X), batch)):
+        xb, yb = X[i : i + batch], y[i : i + batch]
+        with torch.no_grad():
+            right = net(xb).argmax(1) == yb
+        xb, yb = xb[right], yb[right]
+        torch.manual_seed(b)  # attack_success's seed of batch b (seed 0, experiment seed 0)
+        adv = attack(xb, yb)
+        with torch.no_grad():
+            flipped += int((net(adv).argmax(1) != yb).sum())
+    return flipped
+
+
+def attack_table(a, reg, root: Path) -> None:
+    import torch
+
+    from expc.runtime.attacks.success import success
+    from expc.runtime.nets.load import load_classifier
+    from expc.runtime.ops import attacks as ATT
+    from expc.runtime.ops import data as D
+    from expc.runtime.ops import fit as FIT
+    from expc.runtime.ops import tensors as TS
+
+    digits = run(TS.digits, OpContext(root / "a-digits"), normalize=True)
+    train = run(D.split, OpContext(root / "a-split"), data=digits, test=0.2, seed=0)["train"]
+    ctx = OpContext(root / "a-fit", node="bench")
+    clf = FIT.fit.fn(reg.built(FIT.fit.params(model=NETS["mlp"], data=train, epochs=6, seed=a.seed,
+                                              optimizer={"$op": "adam", "lr": 3e-3}), ctx), ctx)
+    pgd = {"$op": "pgd", "eps": a.eps, "steps": a.pgd_steps}
+    spec = reg.built(ATT.attack_success.params(model=clf, data=digits, attack=pgd), ctx).attack
+    assert float(digits.lo) == 0.0 and float(digits.hi) == 1.0
+    net, config = load_classifier(clf)
+    X, y = (torch.from_numpy(v) for v in digits.load())
+    batch = ATT.AttackSuccessParams.model_fields["batch"].default
+
+    def op():
+        c = OpContext(root / "a-op", node="bench")
+        r = ATT.attack_success.fn(reg.built(ATT.attack_success.params(model=clf, data=digits, attack=pgd), c), c)
+        return r["flipped"], r
+
+    def runtime():
+        r = success(net, X, y, spec, 0.0, 1.0, classes=int(config["classes"]), batch=batch)
+        return r["flipped"], r
+
+    def direct():
+        return direct_pgd(net, X, y, eps=spec.eps, alpha=spec.step_size, steps=spec.steps, batch=batch), None
+
+    ways = [("torchattacks.PGD, direct", direct), ("expc success() (runtime)", runtime),
+            ("attack_success operator", op)]
+    times = {name: ([], []) for name, _ in ways}
+    load = os.getloadavg()[0]
+    flips, result = set(), None
+    for r in range(-1, a.attack_repeats):  # r = -1: warm-up, not timed
+        order = ways if r % 2 == 0 else ways[::-1]  # alternate which goes first
+        for name, fn in order:
+            t, c = time.perf_counter(), time.process_time()
+            flipped, res = fn()
+            t, c = time.perf_counter() - t, time.process_time() - c
+            result = res or result
+            flips.add(flipped)
+            if r >= 0:
+                times[name][0].append(t)
+                times[name][1].append(c)
+    assert len(flips) == 1, f"the three ways flipped different numbers of images: {flips}"
+    n = len(X)
+    print(f"\nattack_success with {spec.describe()} (step {spec.step_size:g}) on digits(normalize = true), "
+          f"{n:,} images in batches of {batch}, mlp(hidden = [64]) fitted by expc "
+          f"(clean accuracy {result['clean_accuracy']:.3f}, ASR {result['asr']:.3f}, same {flips.pop()} images "
+          f"flipped by all three); torch threads {torch.get_num_threads()}")
+    print(f"medians of {a.attack_repeats} alternating runs; load average before the runs: {load:.2f} on "
+          f"{os.cpu_count()} cores; goal: ratio <= 1.1")
+    print(f"{'path':28}{'ms':>9}{'images/s':>11}{'ratio':>8}{'CPU ratio':>11}")
+    base_t, base_c = (statistics.median(v) for v in times[ways[0][0]])
+    for name, _ in ways:
+        t, c = (statistics.median(v) for v in times[name])
+        print(f"{name:28}{1e3 * t:9.1f}{n / t:11,.0f}{t / base_t:8.3f}{c / base_c:11.3f}")
+    for name, _ in ways:
+        print(f"all runs (ms), {name}: " + " ".join(f"{1e3 * t:.1f}" for t in times[name][0]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=1000)
@@ -100,6 +200,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--nets", default="mlp,cnn")
+    which = ap.add_mutually_exclusive_group()
+    which.add_argument("--attacks", action="store_true", help="only the attack_success table")
+    which.add_argument("--no-attacks", action="store_true", help="only the fit table")
+    ap.add_argument("--attack-repeats", type=int, default=11)
+    ap.add_argument("--eps", type=float, default=0.15, help="pgd's eps (a fraction of the range)")
+    ap.add_argument("--pgd-steps", type=int, default=10)
     a = ap.parse_args()
 
     import torch
@@ -114,6 +220,9 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="expc-bench-fit-"))
     rows = []
     try:
+        if a.attacks:
+            attack_table(a, reg, root)
+            return
         digits = run(TS.digits, OpContext(root / "digits"))
         train = run(D.split, OpContext(root / "split"), data=digits, test=0.2, seed=0)["train"]
         load = os.getloadavg()[0]
@@ -153,6 +262,8 @@ def main() -> None:
         for kind, *_, op_t, hand_t in rows:
             print(f"all runs (s), {kind}: fit " + " ".join(f"{t:.2f}" for t in op_t)
                   + "; hand " + " ".join(f"{t:.2f}" for t in hand_t))
+        if not a.no_attacks:
+            attack_table(a, reg, root)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

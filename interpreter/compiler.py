@@ -8,7 +8,6 @@ from typing import Any, Callable
 
 from expc.interpreter.checker import check
 from expc.interpreter.loader import load
-from expc.interpreter.overrides import apply_overrides
 from expc.runtime.registry import Registry, load_registry
 from expc.spec.diagnostics import SourceCache
 from expc.spec.ir import Program
@@ -37,5 +36,7 @@ def compile(path: str | Path, registry: Registry | None = None, sources: SourceC
     program, warnings = check(loaded, registry)
     bindings: dict[str, Any] = {}
     if overrides:
+        from expc.interpreter.overrides import apply_overrides  # only when there are overrides (start-up)
+
         program, warnings, bindings = apply_overrides(loaded, program, registry, list(overrides), sources)
     return Compiled(program, sources, loaded.texts, warnings, bindings)

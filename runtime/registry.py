@@ -21,6 +21,7 @@ import pkgutil
 import sys
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import Annotated, Any, Callable, Literal
@@ -35,7 +36,7 @@ from expc.spec.types import KINDS, TYPES
 class Params(BaseModel):
     """Base of every operator's params model: unknown fields are errors, values are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True, defer_build=True)
 
 
 class Distribution(Params):
@@ -352,7 +353,7 @@ class RegistryError(Exception):
 
 @dataclass(frozen=True)
 class Registry:
-    ops: dict[str, Operator]
+    ops: Mapping[str, Operator]  # a dict, or (load_registry) a mapping that imports families on demand
     types: TypeSystem = field(default_factory=lambda: TypeSystem({}))
 
     def get(self, name: str) -> Operator | None:
@@ -479,5 +480,23 @@ def builtin_modules() -> list[types.ModuleType]:
 @lru_cache(maxsize=1)
 def load_registry() -> Registry:
     """Every operator and value type in expc.runtime.ops. A plugin's registry is
-    `collect([*builtin_modules(), plugin_module])`: nothing is registered by importing anything."""
-    return collect(builtin_modules())
+    `collect([*builtin_modules(), plugin_module])`: nothing is registered by importing anything.
+
+    While ops/_index.json describes the ops modules as they are (see expc.runtime.ops_index), a family's
+    module is imported when one of its operators or types is first looked up, not before; the index
+    was built by `collect`, so its names are unique and its types known (tests/test_ops_index.py)."""
+    from expc.runtime import ops_index
+
+    index = ops_index.read_index()
+    if index is None:
+        return collect(builtin_modules())
+    ops = ops_index.LazyDeclarations(index["ops"], lambda mod, name: _declared_in(mod, Operator, name))
+    declared = ops_index.LazyDeclarations(index["types"], lambda mod, name: _declared_in(mod, ValueType, name))
+    return Registry(ops, TypeSystem(declared, validate=False))
+
+
+def _declared_in(module: types.ModuleType, kind: type, name: str) -> Any:
+    for value in vars(module).values():
+        if isinstance(value, kind) and value.name == name and value.module == module.__name__:
+            return value
+    raise KeyError(name)  # the index is stale in a way its digest did not catch (not expected)

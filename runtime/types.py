@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -121,10 +122,12 @@ class TypeSystemError(Exception):
 class TypeSystem:
     """The built-in scalar types and the declared value types: subtyping, members, kinds."""
 
-    def __init__(self, declared: dict[str, ValueType]):
+    def __init__(self, declared: Mapping[str, ValueType], validate: bool = True):
+        """`validate`: check that every type named by a declaration exists (a registry built from an
+        index of already checked declarations skips it, so as not to import every family)."""
         self.declared = declared
         self._ancestors: dict[str, tuple[str, ...]] = {}
-        for t in declared.values():
+        for t in declared.values() if validate else ():
             for ref in ([t.parent] if t.parent else []) + [m for m in t.members.values()]:
                 base = parse_type(ref)[0]
                 if base not in t.params and not self.known(base):

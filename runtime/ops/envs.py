@@ -91,7 +91,7 @@ def mutable_range(p: MutableRangeParams, ctx=None) -> Mutable:
 class GymParams(Params):
     """Any other keyword is a constructor argument (or an attribute) of the environment."""
 
-    model_config = ConfigDict(extra="allow", frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="allow", frozen=True, arbitrary_types_allowed=True, defer_build=True)
     id: str = Field(description="a registered gymnasium id, e.g. \"LunarLanderContinuous-v3\"")
     horizon: int | None = Field(None, ge=1, le=10_000_000, description="episode length limit (steps)")
 

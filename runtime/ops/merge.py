@@ -70,8 +70,6 @@ def _precheck_algebra(args: dict) -> list[OpError]:
     compares them (architecture, tensor names, shapes, vocabulary), from their headers."""
     from pathlib import Path
 
-    from expc.runtime.merge.modeldir import check_known
-
     models = args.get("models")
     if not isinstance(models, list):
         return []
@@ -81,6 +79,10 @@ def _precheck_algebra(args: dict) -> list[OpError]:
         else None
         for m in models
     ]
+    if dirs[:1] == [None]:  # nothing to compare against (every message is relative to the first operand)
+        return []
+    from expc.runtime.merge.modeldir import check_known
+
     err = check_known(dirs, [f"models.{i}" for i in range(len(models))])
     return [err] if err is not None else []
 
