@@ -103,7 +103,9 @@ class _LarkParser:
                 if kw is not None and kw in table[states[-1]]:
                     tok.type = kw
             _feed(tok, table, gotos, term_cbs, states, values)
-        while True:  # end of input: reduce until the start rule is accepted
+        # end of input: reduce until the start rule is accepted (_feed's reduce step, written out in
+        # both loops rather than called: this is the parser's innermost loop)
+        while True:
             act = table[states[-1]].get("$END")
             if act is None or act[0] == 0:
                 raise _NoAction()
