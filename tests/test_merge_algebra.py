@@ -12,7 +12,7 @@ from _opctx import OpContext
 from expc.runtime.api import OpError
 from expc.runtime.merge.engine import run_algebra
 from expc.runtime.merge import expr
-from expc.runtime.merge.expr import KernelCall, Operand, Lin, describe, output_cast, specialize
+from expc.runtime.merge.expr import KernelCall, OperandRef, Lin, describe, output_cast, specialize
 from expc.runtime.ops.merge import algebra
 from expc.runtime.registry import load_registry
 
@@ -78,14 +78,14 @@ def test_folding_drops_operands_that_cancel():
     # 1 - 0.7 - 0.3 is 5.6e-17 in floats: base must not be read at all
     lin = parse(add(add(M0, mul(0.7, sub(M1, M0))), mul(0.3, sub(M2, M0))), 3)
     assert lin.leaves() == {1, 2}
-    assert parse(div(add(M1, M2), 2), 3) == Lin(((Operand(1), 0.5), (Operand(2), 0.5)))
-    assert parse({"op": "neg", "args": [sub(M0, M1)]}, 3) == Lin(((Operand(0), -1.0), (Operand(1), 1.0)))
+    assert parse(div(add(M1, M2), 2), 3) == Lin(((OperandRef(1), 0.5), (OperandRef(2), 0.5)))
+    assert parse({"op": "neg", "args": [sub(M0, M1)]}, 3) == Lin(((OperandRef(0), -1.0), (OperandRef(1), 1.0)))
 
 
 def test_where_is_resolved_per_tensor_name_and_refolded():
     lin = parse(add(mul(0.5, call("where", pattern="*.mlp.*", a=M1, b=M0)), mul(0.5, M0)), 2)
-    assert specialize(lin, "transformer.h.0.mlp.c_fc.weight") == Lin(((Operand(1), 0.5), (Operand(0), 0.5)))
-    assert specialize(lin, "transformer.wte.weight") == Lin(((Operand(0), 1.0),))
+    assert specialize(lin, "transformer.h.0.mlp.c_fc.weight") == Lin(((OperandRef(1), 0.5), (OperandRef(0), 0.5)))
+    assert specialize(lin, "transformer.wte.weight") == Lin(((OperandRef(0), 1.0),))
 
 
 def test_outer_cast_sets_the_output_dtype():

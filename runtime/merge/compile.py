@@ -17,7 +17,7 @@ from typing import Callable
 
 import torch
 
-from expc.runtime.merge.expr import KernelCall, Operand, Lin, Prod, Quot, thaw
+from expc.runtime.merge.expr import KernelCall, OperandRef, Lin, Prod, Quot, thaw
 
 TensorFn = Callable[..., torch.Tensor]  # f(x: dict[int, Tensor], name: str) -> Tensor
 
@@ -43,7 +43,7 @@ def compile_lin(lin: Lin) -> TensorFn:
 
 
 def _compile_atom(a) -> TensorFn:
-    if isinstance(a, Operand):
+    if isinstance(a, OperandRef):
         i = a.index
         return lambda x, name: x[i]
     if isinstance(a, Prod):

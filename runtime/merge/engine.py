@@ -8,6 +8,12 @@ working set stays in the CPU cache and peak memory does not depend on tensor or 
 DARE and SLERP need a whole tensor (its magnitude ranking, norm or mask), so they load one tensor of
 each operand at a time. Tensors that a program copies unchanged (a where() branch, non-float
 buffers) are copied as bytes.
+
+A merge whose every tensor is a plain linear combination of float32 / float16 operands (task
+arithmetic, a weighted average: no tensorwise kernel, no bfloat16) runs without torch: the same
+reader and writer threads, the per-chunk arithmetic in numpy (`acc = c0*x0; acc += c1*x1 ...` in
+float32, as the torch path computes it). `import torch` alone takes seconds, more than the merge of a
+small model; torch is imported only where the torch path runs.
 """
 
 from __future__ import annotations
@@ -19,16 +25,16 @@ import shutil
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+import numpy as np
 
 from expc.runtime.api import OpError
-from expc.runtime.merge.compile import compile_lin
 from expc.runtime.merge.expr import (
-    Operand,
     Lin,
+    OperandRef,
     coefficient_warnings,
     describe,
     is_elementwise,
@@ -49,6 +55,9 @@ from expc.runtime.merge.safetensors_io import (
 )
 from expc.runtime.values import ModelDir
 
+if TYPE_CHECKING:
+    import torch
+
 DEFAULT_SHARD_BYTES = 2 * 1024**3
 CHUNK_ELEMS = {"cpu": 1 << 20, "cuda": 1 << 24}
 QUEUE_DEPTH = 2
@@ -57,11 +66,19 @@ WRITE_DEPTH = 2  # finished chunks waiting for the writer thread
 # and on a 2-core machine a reader competing with 2 of them made the merge 3-5x slower (measured).
 # So on the CPU the merge computes with one core fewer than the process may use.
 
-TORCH_DTYPES = {
-    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
-    "BOOL": torch.bool,
-}  # fmt: skip
+# Stored dtypes the numpy path computes in (numpy has no bfloat16).
+NUMPY_FLOATS = {"F32": np.float32, "F16": np.float16}
+
+
+@lru_cache(maxsize=None)
+def _torch_dtypes() -> dict:
+    import torch
+
+    return {
+        "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+        "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+        "BOOL": torch.bool,
+    }  # fmt: skip
 
 
 @dataclass
@@ -92,9 +109,12 @@ def run_algebra(
     fields: list[str] | None = None,
     max_shard_bytes: int = DEFAULT_SHARD_BYTES,
     chunk_elems: int | None = None,
+    use_numpy: bool = True,
 ) -> ModelDir:
     """Evaluate the merge expression `expr` over `models` (ModelDir values or directories) into ctx.out_dir;
-    its tensorwise calls are the operators of the program's registry (ctx.operator)."""
+    its tensorwise calls are the operators of the program's registry (ctx.operator). A plain linear
+    merge of float32/float16 tensors runs in numpy on the CPU, without importing torch (`use_numpy=False`
+    forces the torch path, for comparisons)."""
     fields = fields or [f"models.{i}" for i in range(len(models))]
     if not models:
         raise OpError("a merge needs at least one model", field="expr")
@@ -111,13 +131,25 @@ def run_algebra(
             ctx.warn(f'where("{pattern}", ...) matches no tensor of the models: its second argument is used everywhere',
                      field="expr")  # fmt: skip
 
-    device = "cuda" if ctx.device == "cuda" and torch.cuda.is_available() else "cpu"
+    # A plain linear merge runs in numpy on the CPU whatever the device: it is bound by reading and
+    # writing host memory, which a GPU would only add copies to; and asking for ctx.device resolves
+    # "auto", which imports torch.
+    numpy_path = use_numpy and numpy_eligible(tasks)
+    device = "cpu"
+    if not numpy_path and ctx.device == "cuda":
+        import torch
+
+        if torch.cuda.is_available():
+            device = "cuda"
     out = Path(ctx.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     specs = [OutSpec(t.name, t.out_dtype, t.shape) for t in tasks]
     writer = ShardedWriter(out, specs, max_shard_bytes, metadata={"expc": "merge"})
     try:
-        execute(tasks, writer, device, chunk_elems or CHUNK_ELEMS[device], ctx)
+        if numpy_path:
+            execute_numpy(tasks, writer, chunk_elems or CHUNK_ELEMS["cpu"], ctx)
+        else:
+            execute(tasks, writer, device, chunk_elems or CHUNK_ELEMS[device], ctx)
         writer.close()
     except BaseException:
         writer.abort()
@@ -143,7 +175,7 @@ def plan_tasks(body: Lin, operands: list[Operand], cast_dtype: str | None) -> tu
         lin = specialize(body, t.name, hits)
         out_dtype = DTYPE_NAMES[cast_dtype] if cast_dtype else t.dtype
         leaf = lin.single
-        if isinstance(leaf, Operand) and names[leaf.index][t.name].dtype == out_dtype:
+        if isinstance(leaf, OperandRef) and names[leaf.index][t.name].dtype == out_dtype:
             src = names[leaf.index][t.name]
             tasks.append(Task(t.name, t.shape, out_dtype, "copy", source=leaf.index, inputs={leaf.index: src}))
             continue
@@ -151,6 +183,21 @@ def plan_tasks(body: Lin, operands: list[Operand], cast_dtype: str | None) -> tu
         inputs = {i: names[i][t.name] for i in sorted(lin.leaves())}
         tasks.append(Task(t.name, t.shape, out_dtype, kind, lin=lin, inputs=inputs))
     return tasks, hits
+
+
+def numpy_eligible(tasks: list[Task]) -> bool:
+    """True when every computed tensor is a linear combination of plain operands (no kernel call, no
+    product) read and written in a dtype numpy has (float32, float16); copies are bytes either way."""
+    for t in tasks:
+        if t.kind == "copy":
+            continue
+        if t.kind != "chunk" or t.lin is None or t.out_dtype not in NUMPY_FLOATS:
+            return False
+        if not all(isinstance(a, OperandRef) for a, _ in t.lin.terms):
+            return False
+        if not all(info.dtype in NUMPY_FLOATS for info in t.inputs.values()):
+            return False
+    return True
 
 
 # ------------------------------------------------------------------------------------------- execute
@@ -161,19 +208,20 @@ class Item:
     task: Task
     start: int  # element offset (bytes for copies)
     stop: int
-    raw: dict[int, torch.Tensor]  # operand -> uint8 buffer holding the stored bytes
+    raw: dict[int, Any]  # operand -> uint8 buffer holding the stored bytes (torch, or numpy on the numpy path)
 
 
 class _Reader(threading.Thread):
     """Produces Items in order into a bounded queue, reusing a ring of buffers."""
 
-    def __init__(self, tasks: list[Task], chunk_elems: int, pin: bool):
+    def __init__(self, tasks: list[Task], chunk_elems: int, pin: bool, use_numpy: bool = False):
         super().__init__(daemon=True, name="expc-merge-reader")
         self.tasks, self.chunk_elems, self.pin = tasks, chunk_elems, pin
+        self.use_numpy = use_numpy  # numpy buffers (the torch-free path) instead of torch tensors
         self.q: queue.Queue = queue.Queue(maxsize=QUEUE_DEPTH)
         self.stop = threading.Event()
         # Item k uses ring slot k % R; R = depth + 2 so a slot is refilled only after its item is done.
-        self.ring: list[dict[int, torch.Tensor]] = [{} for _ in range(QUEUE_DEPTH + 2)]
+        self.ring: list[dict[int, Any]] = [{} for _ in range(QUEUE_DEPTH + 2)]
         self.fds: dict[Path, int] = {}
 
     def _fd(self, path: Path) -> int:
@@ -181,15 +229,22 @@ class _Reader(threading.Thread):
             self.fds[path] = os.open(path, os.O_RDONLY)
         return self.fds[path]
 
-    def _slot_buf(self, slot: int, j: int, nbytes: int) -> torch.Tensor:
+    def _empty(self, nbytes: int, pin: bool = False):
+        if self.use_numpy:
+            return np.empty(nbytes, dtype=np.uint8)
+        import torch
+
+        return torch.empty(nbytes, dtype=torch.uint8, pin_memory=pin)
+
+    def _slot_buf(self, slot: int, j: int, nbytes: int):
         buf = self.ring[slot].get(j)
-        if buf is None or buf.numel() < nbytes:
-            buf = torch.empty(max(nbytes, self.chunk_elems * 4), dtype=torch.uint8, pin_memory=self.pin)
+        if buf is None or len(buf) < nbytes:
+            buf = self._empty(max(nbytes, self.chunk_elems * 4), pin=self.pin)
             self.ring[slot][j] = buf
         return buf[:nbytes]
 
-    def _read(self, info: TensorInfo, start: int, nbytes: int, buf: torch.Tensor) -> None:
-        read_into(self._fd(info.file), buf.numpy(), info.offset + start)
+    def _read(self, info: TensorInfo, start: int, nbytes: int, buf) -> None:
+        read_into(self._fd(info.file), buf if self.use_numpy else buf.numpy(), info.offset + start)
 
     def items(self):
         k = 0
@@ -217,7 +272,7 @@ class _Reader(threading.Thread):
             else:
                 raw = {}
                 for j, info in t.inputs.items():
-                    buf = torch.empty(info.nbytes, dtype=torch.uint8)
+                    buf = self._empty(info.nbytes)
                     self._read(info, 0, info.nbytes, buf)
                     raw[j] = buf
                 yield Item(t, 0, t.numel, raw)
@@ -257,6 +312,8 @@ def _drain(q: queue.Queue):
 
 
 def _as_bytes(t: torch.Tensor):
+    import torch
+
     t = t.contiguous()
     if t.dtype in (torch.bfloat16, torch.float16):
         t = t.view(torch.int16)
@@ -309,6 +366,8 @@ class _Writer(threading.Thread):
 
 
 def execute(tasks: list[Task], writer: ShardedWriter, device: str, chunk_elems: int, ctx) -> None:
+    import torch
+
     total = sum(OutSpec(t.name, t.out_dtype, t.shape).nbytes for t in tasks)
     advance = ctx.progress(total, "merge", unit="B")
     reader = _Reader(tasks, chunk_elems, pin=(device == "cuda"))
@@ -375,6 +434,8 @@ class _Scratch:
         self.bufs: dict[tuple[int, torch.dtype], torch.Tensor] = {}
 
     def get(self, dtype: torch.dtype, n: int) -> torch.Tensor:
+        import torch
+
         buf = self.bufs.get((self.slot, dtype))
         if buf is None:
             buf = self.bufs[(self.slot, dtype)] = torch.empty(self.n, dtype=dtype, device=self.device)
@@ -385,6 +446,8 @@ class _Scratch:
 
 
 def _all_finite(t: torch.Tensor) -> bool:
+    import torch
+
     # A finite sum proves every element finite (inf and NaN propagate); only otherwise check each.
     if torch.isfinite(t.sum(dtype=torch.float32)):
         return True
@@ -392,6 +455,11 @@ def _all_finite(t: torch.Tensor) -> bool:
 
 
 def _compute(item: Item, device: str, scratch: _Scratch | None = None) -> torch.Tensor:
+    import torch
+
+    from expc.runtime.merge.compile import compile_lin
+
+    TORCH_DTYPES = _torch_dtypes()
     t = item.task
     out_dtype = TORCH_DTYPES[t.out_dtype]
     shape = t.shape if t.kind == "whole" else (item.stop - item.start,)
@@ -413,6 +481,117 @@ def _compute(item: Item, device: str, scratch: _Scratch | None = None) -> torch.
     if out_dtype == torch.float32:
         return out
     return scratch.get(out_dtype, shape[0]).copy_(out) if chunked else out.to(out_dtype)
+
+
+# ------------------------------------------------------------------------------ the numpy (torch-free) path
+
+
+def execute_numpy(tasks: list[Task], writer: ShardedWriter, chunk_elems: int, ctx) -> None:
+    """`execute` for plain linear merges (see numpy_eligible): the same reader and writer threads,
+    each chunk computed in float32 with numpy into a ring of reusable buffers."""
+    total = sum(OutSpec(t.name, t.out_dtype, t.shape).nbytes for t in tasks)
+    advance = ctx.progress(total, "merge", unit="B")
+    reader = _Reader(tasks, chunk_elems, pin=False, use_numpy=True)
+    scratch = _NpScratch(chunk_elems)
+    out_thread = _Writer(writer)
+    reader.start()
+    out_thread.start()
+    finished = False
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):  # non-finite results are reported below
+            for item in _drain(reader.q):
+                ctx.check_cancelled()
+                t = item.task
+                if t.kind == "copy":
+                    data = item.raw[t.source]
+                    out_thread.flush()
+                    writer.write(t.name, data)
+                    advance(data.size)
+                    continue
+                out = _compute_numpy(item, scratch)
+                if not _np_all_finite(out):
+                    bad = int((~np.isfinite(out)).sum())
+                    raise OpError(
+                        f"tensor {t.name!r} of the merged model has {bad} NaN or infinite value(s)",
+                        field="expr",
+                        hint="a division by a near-zero weight, an overflow of the output dtype, or NaN in an input",
+                    )
+                data = out.view(np.int16) if out.dtype == np.float16 else out
+                out_thread.put(t.name, data)
+                scratch.rotate()
+                advance(data.nbytes)
+        out_thread.finish()
+        finished = True
+    finally:
+        if not finished:
+            out_thread.error = out_thread.error or RuntimeError("merge stopped")  # drop what is queued
+            out_thread.q.put(None)
+            out_thread.join()
+        reader.stop.set()
+        while reader.is_alive():
+            try:
+                reader.q.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        reader.join()
+
+
+class _NpScratch:
+    """_Scratch for numpy arrays: result buffers in a ring the writer thread has moved past, and one
+    temporary (never handed to the writer) for the scaled operand."""
+
+    RING = WRITE_DEPTH + 2
+
+    def __init__(self, chunk_elems: int):
+        self.n = chunk_elems
+        self.slot = 0
+        self.bufs: dict[tuple[int, Any], np.ndarray] = {}
+
+    def get(self, dtype, n: int, slot: int | None = None) -> np.ndarray:
+        key = (self.slot if slot is None else slot, np.dtype(dtype))
+        buf = self.bufs.get(key)
+        if buf is None or buf.size < n:
+            buf = self.bufs[key] = np.empty(max(self.n, n), dtype=dtype)
+        return buf[:n]
+
+    def temp(self, n: int) -> np.ndarray:
+        return self.get(np.float32, n, slot=-1)
+
+    def rotate(self) -> None:
+        self.slot = (self.slot + 1) % self.RING
+
+
+def _np_all_finite(a: np.ndarray) -> bool:
+    if np.isfinite(a.sum(dtype=np.float32)):
+        return True
+    return bool(np.isfinite(a).all())
+
+
+def _compute_numpy(item: Item, scratch: _NpScratch) -> np.ndarray:
+    """One chunk of a linear combination `sum(k * x_i) + const`, accumulated in float32."""
+    t = item.task
+    n = item.stop - item.start
+    out_dtype = NUMPY_FLOATS[t.out_dtype]
+    x = {j: raw.view(NUMPY_FLOATS[t.inputs[j].dtype]) for j, raw in item.raw.items()}
+    if not t.lin.terms:  # everything cancelled: a constant tensor
+        acc = scratch.get(np.float32, n)
+        acc.fill(t.lin.const)
+    else:
+        (a0, k0), rest = t.lin.terms[0], t.lin.terms[1:]
+        acc = scratch.get(np.float32, n)
+        np.multiply(x[a0.index], np.float32(k0), out=acc, dtype=np.float32)
+        if rest:
+            tmp = scratch.temp(n)
+            for a, k in rest:
+                np.multiply(x[a.index], np.float32(k), out=tmp, dtype=np.float32)
+                np.add(acc, tmp, out=acc)
+        if t.lin.const:
+            np.add(acc, np.float32(t.lin.const), out=acc)
+    if out_dtype is np.float32:
+        return acc
+    out = scratch.get(out_dtype, n)
+    out[...] = acc
+    return out
 
 
 # ----------------------------------------------------------------------------------------- metadata

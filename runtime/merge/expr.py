@@ -6,7 +6,7 @@ up with the `operators` function given to `parse` (ctx.operator: the registry th
 against), and each `KernelCall` keeps its operator, so that compiling it needs no lookup.
 
 IR: every model-valued expression is a `Lin`, a linear combination `sum(c_k * atom_k) + const` whose
-atoms are operands (`Operand`), tensorwise calls (`KernelCall`, their model arguments are `Lin`s again) or the
+atoms are operands (`OperandRef`), tensorwise calls (`KernelCall`, their model arguments are `Lin`s again) or the
 rare non-linear products (`Prod`, `Quot`). Folding is exact algebra on the coefficients, so
 `base + 0.5*(m1 - base) + 0.3*(m2 - base)` becomes `0.2*base + 0.5*m1 + 0.3*m2`: each operand
 appears once, and the evaluator reads each input tensor once.
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class Operand:
+class OperandRef:
     index: int  # operand index into the algebra node's `models`
 
 
@@ -57,7 +57,7 @@ class Quot:
     b: "Lin"
 
 
-Atom = Union[Operand, KernelCall, Prod, Quot]
+Atom = Union[OperandRef, KernelCall, Prod, Quot]
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ def _make(acc: dict, const: float) -> Lin:
 
 
 def atom_leaves(a: Atom) -> set[int]:
-    if isinstance(a, Operand):
+    if isinstance(a, OperandRef):
         return {a.index}
     if isinstance(a, (Prod, Quot)):
         return a.a.leaves() | a.b.leaves()
@@ -169,7 +169,7 @@ def _parse(node: Any, n: int, ops: Operators) -> Lin | float:
         i = node["model"]
         if not isinstance(i, int) or not 0 <= i < n:
             raise _fail(f"operand index {i!r} out of range (there are {n} models)")
-        return Lin.of(Operand(i))
+        return Lin.of(OperandRef(i))
     op = node.get("op")
     if op == "call":
         return _parse_call(node, n, ops)
@@ -279,7 +279,7 @@ def specialize(lin: Lin, tensor: str, hits: dict[str, int] | None = None) -> Lin
 
 
 def _spec_atom(a: Atom, tensor: str, hits) -> Lin:
-    if isinstance(a, Operand):
+    if isinstance(a, OperandRef):
         return Lin.of(a)
     if isinstance(a, Prod):
         return Lin.of(Prod(specialize(a.a, tensor, hits), specialize(a.b, tensor, hits)))
@@ -305,7 +305,7 @@ def is_elementwise(lin: Lin) -> bool:
     """True when the value at each position depends only on the inputs at that position, so the
     tensor can be computed in chunks (linear parts, products, casts; not TIES/DARE/SLERP)."""
     for a, _ in lin.terms:
-        if isinstance(a, Operand):
+        if isinstance(a, OperandRef):
             continue
         if isinstance(a, (Prod, Quot)):
             if not (is_elementwise(a.a) and is_elementwise(a.b)):
@@ -322,7 +322,7 @@ def describe(lin: Lin, names: list[str] | None = None) -> str:
     """Human form of the folded expression, e.g. "0.2*base + 0.5*m1 + 0.3*m2"."""
 
     def atom(a: Atom) -> str:
-        if isinstance(a, Operand):
+        if isinstance(a, OperandRef):
             return names[a.index] if names else f"models[{a.index}]"
         if isinstance(a, Prod):
             return f"({describe(a.a, names)})*({describe(a.b, names)})"
