@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -32,8 +33,16 @@ def compile(path: str | Path, registry: Registry | None = None, sources: SourceC
     spec.parser.parse for every file (the language server's reuses unchanged statements)."""
     sources = sources or SourceCache()
     registry = registry or load_registry()
-    loaded = load(path, sources, text) if parse is None else load(path, sources, text, parse)
-    program, warnings = check(loaded, registry)
+    # Parsing and checking allocate many small objects and free almost none until the end: the cyclic
+    # garbage collector's passes over them are wasted work (~30% of checking a 5,000-statement file).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        loaded = load(path, sources, text) if parse is None else load(path, sources, text, parse)
+        program, warnings = check(loaded, registry)
+    finally:
+        if collecting:
+            gc.enable()
     bindings: dict[str, Any] = {}
     if overrides:
         from expc.interpreter.overrides import apply_overrides  # only when there are overrides (start-up)
