@@ -42,10 +42,13 @@ class AttackView(nn.Module):
         self.lo, self.width = float(lo), float(hi) - float(lo)
         self.temperature = float(temperature)
         self.data_shape = list(data_shape)
+        self.identity = self.lo == 0.0 and self.width == 1.0
         self.train(net.training)
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
-        x = (u * self.width + self.lo).reshape(u.shape[0], *self.data_shape)
+        x = u if self.identity else u * self.width + self.lo  # data already in [0, 1]: nothing to map
+        if list(x.shape[1:]) != self.data_shape:
+            x = x.reshape(u.shape[0], *self.data_shape)
         z = self.net(x)
         return z if self.temperature == 1.0 else z / self.temperature
 
@@ -124,23 +127,40 @@ def build(spec, view: nn.Module, classes: int, seed: int, field: str = "attack")
     raise OpError(f"not an attack: {spec!r}", field=field)
 
 
+class Perturber:
+    """`perturb` for many batches of one kind of data: the view of the classifier and, for attacks that
+    draw from torch's random state (fgsm, pgd: seeded per batch by forking it), the attack object are
+    built once, as a caller of torchattacks would; square and autoattack take their seed when built."""
+
+    def __init__(self, net: nn.Module, spec, lo: float, hi: float, data_shape: list[int], *, classes: int,
+                 temperature: float = 1.0, field: str = "attack"):
+        if not hi > lo:
+            raise OpError(f"the data's feature range [{lo:g}, {hi:g}] is empty: an eps relative to it means "
+                          "nothing", field="data")
+        self.spec, self.lo, self.hi, self.classes, self.field = spec, lo, hi, classes, field
+        self.shape = attack_shape(spec, list(data_shape), field)
+        self.view = AttackView(net, lo, hi, temperature, list(data_shape))
+        seeded_by_torch = isinstance(spec, (FgsmParams, PgdParams))
+        self.attack = build(spec, self.view, classes, 0, field) if seeded_by_torch else None
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, seed: int = 0) -> torch.Tensor:
+        lo, hi = self.lo, self.hi
+        attack = self.attack or build(self.spec, self.view, self.classes, seed, self.field)
+        u = ((x - lo) / (hi - lo)).clamp(0, 1).reshape(len(x), *self.shape)
+        devices = [x.device] if x.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            if devices:
+                torch.cuda.manual_seed(seed)
+            u_adv = attack(u.detach(), y)
+        return (x + ((u_adv - u) * (hi - lo)).reshape(x.shape)).detach()
+
+
 def perturb(net: nn.Module, x: torch.Tensor, y: torch.Tensor, spec, lo: float, hi: float, *, classes: int,
             temperature: float = 1.0, seed: int = 0, field: str = "attack") -> torch.Tensor:
     """The adversarial version of the batch `x` (data units, shape [n, *shape]) for labels `y`: the
     attack runs on u = (x - lo) / (hi - lo) in [0, 1] and its change is mapped back, so an input it
     leaves alone comes back bit for bit. Seeded by `seed` alone; torch's global random state is left
     as it was. A problem with the attack is an OpError on `field` (fit's is "adversarial")."""
-    if not hi > lo:
-        raise OpError(f"the data's feature range [{lo:g}, {hi:g}] is empty: an eps relative to it means nothing",
-                      field="data")
-    shape = attack_shape(spec, list(x.shape[1:]), field)
-    view = AttackView(net, lo, hi, temperature, list(x.shape[1:]))
-    attack = build(spec, view, classes, seed, field)
-    u = ((x - lo) / (hi - lo)).clamp(0, 1).reshape(len(x), *shape)
-    devices = [x.device] if x.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        if devices:
-            torch.cuda.manual_seed(seed)
-        u_adv = attack(u.detach(), y)
-    return (x + ((u_adv - u) * (hi - lo)).reshape(x.shape)).detach()
+    return Perturber(net, spec, lo, hi, list(x.shape[1:]), classes=classes, temperature=temperature,
+                     field=field)(x, y, seed)

@@ -21,19 +21,22 @@ import torch
 import torch.nn.functional as F
 
 from expc.runtime.api import OpError, node_seed
-from expc.runtime.attacks.build import perturb
+from expc.runtime.attacks.build import Perturber
 
 
-def diagnostics(net, x: torch.Tensor, y: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(zero gradient, flat probabilities), one bool per example, for logits / temperature in float32.
-    The loss is summed, so each example's gradient is its own (a mean would scale it by 1/n)."""
+def diagnostics(net, x: torch.Tensor, y: torch.Tensor,
+                temperature: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(correctly classified, zero gradient, flat probabilities), one bool per example, for logits /
+    temperature in float32. The loss is summed, so each example's gradient is its own (a mean would
+    scale it by 1/n)."""
     xg = x.detach().clone().requires_grad_(True)
     z = net(xg).float()
+    right = z.detach().argmax(1) == y
     if temperature != 1.0:
         z = z / temperature
     (grad,) = torch.autograd.grad(F.cross_entropy(z, y, reduction="sum"), xg)
     p = torch.softmax(z.detach(), 1)
-    return (grad.flatten(1) == 0).all(1), (p == p[:, :1]).all(1)
+    return right, (grad.flatten(1) == 0).all(1), (p == p[:, :1]).all(1)
 
 
 def success(net, X: torch.Tensor, y: torch.Tensor, spec, lo: float, hi: float, *, classes: int,
@@ -42,15 +45,16 @@ def success(net, X: torch.Tensor, y: torch.Tensor, spec, lo: float, hi: float, *
     net.eval()
     correct = flipped = zero = flat = 0
     moved = 0.0
+    attack = Perturber(net, spec, lo, hi, list(X.shape[1:]), classes=classes, temperature=temperature)
     for b, i in enumerate(range(0, len(X), batch)):
         xb, yb = X[i : i + batch].to(device), y[i : i + batch].to(device)
-        with torch.no_grad():
-            right = net(xb).argmax(1) == yb
+        # one forward pass gives both which inputs are classified correctly (only those are attacked)
+        # and, per input, the IOR diagnostics (each input's gradient is its own: the loss is summed)
+        right, z0, f0 = diagnostics(net, xb, yb, temperature)
         if not bool(right.any()):
             continue
-        xb, yb = xb[right], yb[right]
-        z0, f0 = diagnostics(net, xb, yb, temperature)
-        adv = perturb(net, xb, yb, spec, lo, hi, classes=classes, temperature=temperature, seed=seed * 1_000_003 + b)
+        xb, yb, z0, f0 = xb[right], yb[right], z0[right], f0[right]
+        adv = attack(xb, yb, seed=seed * 1_000_003 + b)
         with torch.no_grad():
             fooled = net(adv).argmax(1) != yb
         correct += len(yb)
