@@ -78,3 +78,40 @@ def stored_dtypes(path: Path) -> set[str]:
 def max_err(merged: dict, ref: dict) -> float:
     assert set(merged) == set(ref), set(merged) ^ set(ref)
     return max((merged[k].float() - ref[k].float()).abs().max().item() for k in ref)
+
+
+# -- expression trees of the algebra operator (runtime/merge/FORMULAS.md) ------------------------------
+
+M0, M1, M2 = {"model": 0}, {"model": 1}, {"model": 2}
+
+
+def add(*a):
+    return {"op": "add", "args": list(a)}
+
+
+def sub(a, b):
+    return {"op": "sub", "args": [a, b]}
+
+
+def mul(a, b):
+    return {"op": "mul", "args": [a, b]}
+
+
+def div(a, b):
+    return {"op": "div", "args": [a, b]}
+
+
+def call(name, **args):
+    return {"op": "call", "name": name, "args": args}
+
+
+DEM = add(add(M0, mul(0.5, sub(M1, M0))), mul(0.3, sub(M2, M0)))
+
+
+def sharded_trio(root: Path) -> list[Path]:
+    """Three tiny GPT-2 models: base sharded (with an index), m1 a single file, m2 sharded differently."""
+    return [
+        save_tiny(root / "base", seed=0, shard="20KB"),
+        save_tiny(root / "m1", seed=1),
+        save_tiny(root / "m2", seed=2, shard="50KB"),
+    ]

@@ -9,44 +9,17 @@ import sys
 
 import pytest
 import torch
-from _merge_models import max_err, save_tiny, state_dict, stored_dtypes
+from _merge_models import (DEM, M0, M1, M2, add, call, max_err, mul,
+                           sharded_trio, state_dict, stored_dtypes, sub)
 from _opctx import OpContext
 from conftest import EXAMPLES
 
 from expc.runtime.merge import engine
 from expc.runtime.merge.engine import run_algebra
 
-M0, M1, M2 = {"model": 0}, {"model": 1}, {"model": 2}
-
-
-def add(*a):
-    return {"op": "add", "args": list(a)}
-
-
-def sub(a, b):
-    return {"op": "sub", "args": [a, b]}
-
-
-def mul(a, b):
-    return {"op": "mul", "args": [a, b]}
-
-
-def call(name, **args):
-    return {"op": "call", "name": name, "args": args}
-
-
-DEM = add(add(M0, mul(0.5, sub(M1, M0))), mul(0.3, sub(M2, M0)))
-
-
 @pytest.fixture(scope="module")
 def gpt2(tmp_path_factory):
-    root = tmp_path_factory.mktemp("gpt2")
-    # base sharded (with an index), m1 single file, m2 sharded differently
-    return [
-        save_tiny(root / "base", seed=0, shard="20KB"),
-        save_tiny(root / "m1", seed=1),
-        save_tiny(root / "m2", seed=2, shard="50KB"),
-    ]
+    return sharded_trio(tmp_path_factory.mktemp("gpt2"))
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,8 @@ streamed over safetensors shards.
     kernels.py         the per-tensor kernels: TIES, DARE, SLERP, and those the merge operators declare (torch)
     compile.py         IR -> per-tensor function, specialised per tensor name; a call runs the kernel
                        its operator declares (@op(..., kernel=...)), found through the program's registry (torch)
-    engine.py          streaming execution: read, compute, write shards; a linear combination of
+    streaming.py       the reader and writer threads and the loop between them (no torch)
+    engine.py          planning the per-tensor tasks and computing them: a linear combination of
                        float32/float16 operands is computed with numpy (no torch import), the rest with torch
 
 FORMULAS.md states the semantics of every operator precisely.

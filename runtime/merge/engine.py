@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import shutil
-import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -46,13 +44,12 @@ from expc.runtime.merge.modeldir import WEIGHT_SUFFIXES, Operand, check_compatib
 from expc.runtime.merge.safetensors_io import (
     DTYPE_NAMES,
     DTYPE_OF_ST,
-    DTYPE_SIZES,
     INDEX_NAME,
     OutSpec,
     ShardedWriter,
     TensorInfo,
-    read_into,
 )
+from expc.runtime.merge.streaming import WRITE_DEPTH, Item, Reader, not_finite, stream
 from expc.runtime.values import ModelDir
 
 if TYPE_CHECKING:
@@ -60,8 +57,6 @@ if TYPE_CHECKING:
 
 DEFAULT_SHARD_BYTES = 2 * 1024**3
 CHUNK_ELEMS = {"cpu": 1 << 20, "cuda": 1 << 24}
-QUEUE_DEPTH = 2
-WRITE_DEPTH = 2  # finished chunks waiting for the writer thread
 # The reader thread needs a core of its own: torch's OpenMP workers spin between parallel regions,
 # and on a 2-core machine a reader competing with 2 of them made the merge 3-5x slower (measured).
 # So on the CPU the merge computes with one core fewer than the process may use.
@@ -203,114 +198,6 @@ def numpy_eligible(tasks: list[Task]) -> bool:
 # ------------------------------------------------------------------------------------------- execute
 
 
-@dataclass
-class Item:
-    task: Task
-    start: int  # element offset (bytes for copies)
-    stop: int
-    raw: dict[int, Any]  # operand -> uint8 buffer holding the stored bytes (torch, or numpy on the numpy path)
-
-
-class _Reader(threading.Thread):
-    """Produces Items in order into a bounded queue, reusing a ring of buffers."""
-
-    def __init__(self, tasks: list[Task], chunk_elems: int, pin: bool, use_numpy: bool = False):
-        super().__init__(daemon=True, name="expc-merge-reader")
-        self.tasks, self.chunk_elems, self.pin = tasks, chunk_elems, pin
-        self.use_numpy = use_numpy  # numpy buffers (the torch-free path) instead of torch tensors
-        self.q: queue.Queue = queue.Queue(maxsize=QUEUE_DEPTH)
-        self.stop = threading.Event()
-        # Item k uses ring slot k % R; R = depth + 2 so a slot is refilled only after its item is done.
-        self.ring: list[dict[int, Any]] = [{} for _ in range(QUEUE_DEPTH + 2)]
-        self.fds: dict[Path, int] = {}
-
-    def _fd(self, path: Path) -> int:
-        if path not in self.fds:
-            self.fds[path] = os.open(path, os.O_RDONLY)
-        return self.fds[path]
-
-    def _empty(self, nbytes: int, pin: bool = False):
-        if self.use_numpy:
-            return np.empty(nbytes, dtype=np.uint8)
-        import torch
-
-        return torch.empty(nbytes, dtype=torch.uint8, pin_memory=pin)
-
-    def _slot_buf(self, slot: int, j: int, nbytes: int):
-        buf = self.ring[slot].get(j)
-        if buf is None or len(buf) < nbytes:
-            buf = self._empty(max(nbytes, self.chunk_elems * 4), pin=self.pin)
-            self.ring[slot][j] = buf
-        return buf[:nbytes]
-
-    def _read(self, info: TensorInfo, start: int, nbytes: int, buf) -> None:
-        read_into(self._fd(info.file), buf if self.use_numpy else buf.numpy(), info.offset + start)
-
-    def items(self):
-        k = 0
-        for t in self.tasks:
-            if t.kind == "copy":
-                info = t.inputs[t.source]
-                step = self.chunk_elems * 4
-                for s in range(0, max(info.nbytes, 1), step):
-                    n = min(step, info.nbytes - s)
-                    buf = self._slot_buf(k % len(self.ring), t.source, n)
-                    self._read(info, s, n, buf)
-                    yield Item(t, s, s + n, {t.source: buf})
-                    k += 1
-            elif t.kind == "chunk":
-                for s in range(0, max(t.numel, 1), self.chunk_elems):
-                    e = min(s + self.chunk_elems, t.numel)
-                    raw = {}
-                    for j, info in t.inputs.items():
-                        size = DTYPE_SIZES[info.dtype]
-                        buf = self._slot_buf(k % len(self.ring), j, (e - s) * size)
-                        self._read(info, s * size, (e - s) * size, buf)
-                        raw[j] = buf
-                    yield Item(t, s, e, raw)
-                    k += 1
-            else:
-                raw = {}
-                for j, info in t.inputs.items():
-                    buf = self._empty(info.nbytes)
-                    self._read(info, 0, info.nbytes, buf)
-                    raw[j] = buf
-                yield Item(t, 0, t.numel, raw)
-                k += 1
-
-    def run(self):
-        try:
-            for item in self.items():
-                while not self.stop.is_set():
-                    try:
-                        self.q.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if self.stop.is_set():
-                    return
-            self.q.put(None)
-        except BaseException as e:  # handed to the main thread, which raises it
-            self.q.put(e)
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        fds, self.fds = self.fds, {}
-        for fd in fds.values():
-            os.close(fd)
-
-
-def _drain(q: queue.Queue):
-    while True:
-        item = q.get()
-        if item is None:
-            return
-        if isinstance(item, BaseException):
-            raise item
-        yield item
-
-
 def _as_bytes(t: torch.Tensor):
     import torch
 
@@ -322,102 +209,24 @@ def _as_bytes(t: torch.Tensor):
     return t.numpy()
 
 
-class _Writer(threading.Thread):
-    """Writes finished tensors in order while the main thread computes the next chunk: on a CPU the
-    page-cache writes take as long as the arithmetic, and this overlaps them (the reader thread
-    overlaps the reads the same way). The main thread hands over arrays it will not touch until
-    RING more chunks have passed (see _Scratch)."""
-
-    def __init__(self, writer: ShardedWriter):
-        super().__init__(daemon=True, name="expc-merge-writer")
-        self.writer = writer
-        self.q: queue.Queue = queue.Queue(maxsize=WRITE_DEPTH)
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        while True:
-            item = self.q.get()
-            try:
-                if item is None:
-                    return
-                if self.error is None:
-                    self.writer.write(*item)
-            except BaseException as e:  # raised in the main thread by put() or finish()
-                self.error = e
-            finally:
-                self.q.task_done()
-
-    def put(self, name: str, data) -> None:
-        if self.error is not None:
-            raise self.error
-        self.q.put((name, data))
-
-    def flush(self) -> None:
-        """Wait until everything handed over is written (before writing a buffer the reader reuses)."""
-        self.q.join()
-        if self.error is not None:
-            raise self.error
-
-    def finish(self) -> None:
-        self.q.put(None)
-        self.join()
-        if self.error is not None:
-            raise self.error
-
-
 def execute(tasks: list[Task], writer: ShardedWriter, device: str, chunk_elems: int, ctx) -> None:
     import torch
 
-    total = sum(OutSpec(t.name, t.out_dtype, t.shape).nbytes for t in tasks)
-    advance = ctx.progress(total, "merge", unit="B")
-    reader = _Reader(tasks, chunk_elems, pin=(device == "cuda"))
     scratch = _Scratch(chunk_elems, device)
-    out_thread = _Writer(writer)
+
+    def compute(item: Item):
+        out = _compute(item, device, scratch)
+        if not _all_finite(out):
+            not_finite(item.task.name, int((~torch.isfinite(out)).sum()))
+        return _as_bytes(out.cpu() if out.device.type != "cpu" else out)
+
     threads = torch.get_num_threads()
     if device == "cpu":
         torch.set_num_threads(max(1, min(threads, len(os.sched_getaffinity(0)) - 1)))
-    reader.start()
-    out_thread.start()
-    finished = False
     try:
-        for item in _drain(reader.q):
-            ctx.check_cancelled()
-            t = item.task
-            if t.kind == "copy":
-                # the reader refills this buffer soon: write it now, after what is queued
-                data = item.raw[t.source]
-                out_thread.flush()
-                writer.write(t.name, data.numpy())
-                advance(data.numel())
-                continue
-            out = _compute(item, device, scratch)
-            if not _all_finite(out):
-                bad = int((~torch.isfinite(out)).sum())
-                raise OpError(
-                    f"tensor {t.name!r} of the merged model has {bad} NaN or infinite value(s)",
-                    field="expr",
-                    hint="a division by a near-zero weight, an overflow of the output dtype, or NaN in an input",
-                )
-            if out.device.type != "cpu":
-                out = out.cpu()
-            data = _as_bytes(out)
-            out_thread.put(t.name, data)
-            scratch.rotate()
-            advance(data.nbytes)
-        out_thread.finish()
-        finished = True
+        stream(tasks, writer, Reader(tasks, chunk_elems, pin=(device == "cuda")), ctx, compute,
+                scratch.rotate, lambda raw: raw.numpy())
     finally:
-        if not finished:
-            out_thread.error = out_thread.error or RuntimeError("merge stopped")  # drop what is queued
-            out_thread.q.put(None)
-            out_thread.join()
-        reader.stop.set()
-        while reader.is_alive():
-            try:
-                reader.q.get(timeout=0.05)
-            except queue.Empty:
-                pass
-        reader.join()
         torch.set_num_threads(threads)
 
 
@@ -489,51 +298,17 @@ def _compute(item: Item, device: str, scratch: _Scratch | None = None) -> torch.
 def execute_numpy(tasks: list[Task], writer: ShardedWriter, chunk_elems: int, ctx) -> None:
     """`execute` for plain linear merges (see numpy_eligible): the same reader and writer threads,
     each chunk computed in float32 with numpy into a ring of reusable buffers."""
-    total = sum(OutSpec(t.name, t.out_dtype, t.shape).nbytes for t in tasks)
-    advance = ctx.progress(total, "merge", unit="B")
-    reader = _Reader(tasks, chunk_elems, pin=False, use_numpy=True)
     scratch = _NpScratch(chunk_elems)
-    out_thread = _Writer(writer)
-    reader.start()
-    out_thread.start()
-    finished = False
-    try:
-        with np.errstate(over="ignore", invalid="ignore"):  # non-finite results are reported below
-            for item in _drain(reader.q):
-                ctx.check_cancelled()
-                t = item.task
-                if t.kind == "copy":
-                    data = item.raw[t.source]
-                    out_thread.flush()
-                    writer.write(t.name, data)
-                    advance(data.size)
-                    continue
-                out = _compute_numpy(item, scratch)
-                if not _np_all_finite(out):
-                    bad = int((~np.isfinite(out)).sum())
-                    raise OpError(
-                        f"tensor {t.name!r} of the merged model has {bad} NaN or infinite value(s)",
-                        field="expr",
-                        hint="a division by a near-zero weight, an overflow of the output dtype, or NaN in an input",
-                    )
-                data = out.view(np.int16) if out.dtype == np.float16 else out
-                out_thread.put(t.name, data)
-                scratch.rotate()
-                advance(data.nbytes)
-        out_thread.finish()
-        finished = True
-    finally:
-        if not finished:
-            out_thread.error = out_thread.error or RuntimeError("merge stopped")  # drop what is queued
-            out_thread.q.put(None)
-            out_thread.join()
-        reader.stop.set()
-        while reader.is_alive():
-            try:
-                reader.q.get(timeout=0.05)
-            except queue.Empty:
-                pass
-        reader.join()
+
+    def compute(item: Item):
+        out = _compute_numpy(item, scratch)
+        if not _np_all_finite(out):
+            not_finite(item.task.name, int((~np.isfinite(out)).sum()))
+        return out.view(np.int16) if out.dtype == np.float16 else out
+
+    with np.errstate(over="ignore", invalid="ignore"):  # non-finite results are reported by compute
+        stream(tasks, writer, Reader(tasks, chunk_elems, pin=False, use_numpy=True), ctx, compute,
+                scratch.rotate, lambda raw: raw)
 
 
 class _NpScratch:
