@@ -50,3 +50,55 @@ class Evaluates:
     checker does not demand defaults for them; the graph shows the evaluation edges."""
 
     over: str | None = None
+
+
+class Genome(Distribution):
+    """Base of the params model of an architecture-valued distribution (`param arch ~ mlps(...)`,
+    `cells(...)`, `coevolved(...)`): its values are genomes, JSON values that are inline operator
+    values ({"$op": NAME, ...}: an `mlp(...)`, a `cell(...)`, a `network(...)`), so a node that uses
+    the param receives the genome exactly as if the user had written that value. Never pickled.
+
+    Search strategies (runtime/search/strategy.py) need only these methods; an Optuna sampler over a
+    genome param draws an integer seed and the genome is `sample(random.Random(seed))`."""
+
+    def value_type(self) -> str:
+        """The declared type of the genomes (e.g. "net", "cell")."""
+        raise NotImplementedError
+
+    def default(self) -> dict:
+        """The genome used outside a search (and the placeholder that keys a search)."""
+        raise NotImplementedError
+
+    def sample(self, rng) -> dict:
+        """A random valid genome (rng: random.Random)."""
+        raise NotImplementedError
+
+    def mutate(self, genome: dict, rng) -> dict:
+        """A valid genome near `genome` (a new value; the argument is not changed)."""
+        raise NotImplementedError
+
+    def crossover(self, a: dict, b: dict, rng) -> tuple[dict, dict]:
+        """Two valid children of `a` and `b`."""
+        raise NotImplementedError
+
+    def distance(self, a: dict, b: dict) -> float:
+        """A structural distance >= 0 (0 for equal genomes): diversity and speciation."""
+        raise NotImplementedError
+
+    def describe(self, genome: dict) -> list[str]:
+        """Lines that show a genome to a person (a cell as formulas, a network as its layer graph)."""
+        return [str(genome)]
+
+    def ends(self) -> list[Any]:
+        return [self.default()]
+
+    def placeholder(self) -> Any:
+        return self.default()
+
+    def grid(self, points: int) -> list[Any]:
+        raise ValueError("an architecture space has no grid: use a strategy (evolution(...)) or random()")
+
+    def optuna(self) -> Any:
+        from optuna.distributions import IntDistribution
+
+        return IntDistribution(0, 2**31 - 1)  # the seed of sample(); see the class docstring

@@ -39,6 +39,8 @@ KINDS: dict[str, tuple[frozenset[str], str]] = {
     "search": (frozenset(), "a hyper-parameter / weight search"),
     "poet": (frozenset(), "a POET run"),
     "report": (frozenset(), "a report"),
+    "continual": (frozenset(), "a continual-learning run over a stream of tasks"),
+    "meta": (frozenset(), "a meta-learned artifact (a teacher, a dish)"),
 }
 
 STATEMENT_KEYWORDS = ("experiment", "import", "param", *KINDS)

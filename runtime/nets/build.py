@@ -79,8 +79,27 @@ def image_shape(shape: list[int]) -> tuple[int, int, int]:
     raise ValueError(f"cnn needs images ([channels, height, width] or [height, width]), got examples of shape {shape}")
 
 
-def build(arch: dict, input_shape: list[int], classes: int, input_range: tuple[float, float], seed: int) -> Classifier:
+# The torch module of each architecture kind (config.json's net.kind): "module:class", imported when a
+# network of that kind is built. A builder takes (arch, input_shape, classes, input_range), maps inputs
+# to logits, names its output layer head.*, and keeps arch, input_shape, shift and scale as attributes.
+BUILDERS: dict[str, str] = {
+    "mlp": "expc.runtime.nets.build:Classifier",
+    "cnn": "expc.runtime.nets.build:Classifier",
+}
+
+
+def builder(kind: str):
+    import importlib
+
+    if kind not in BUILDERS:
+        raise ValueError(f"unknown architecture kind {kind!r} (known: {', '.join(sorted(BUILDERS))})")
+    module, name = BUILDERS[kind].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def build(arch: dict, input_shape: list[int], classes: int, input_range: tuple[float, float], seed: int) -> nn.Module:
     """A classifier with torch's default initialization drawn from `seed` (the global RNG is untouched)."""
+    cls = builder(arch["kind"])
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return Classifier(arch, input_shape, classes, input_range)
+        return cls(arch, input_shape, classes, input_range)

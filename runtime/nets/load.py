@@ -21,7 +21,7 @@ ARCHITECTURES = {"mlp": "ExpcMLP", "cnn": "ExpcCNN"}
 def config_of(arch: dict, input_shape: list[int], classes: int, input_range: tuple[float, float],
               training: dict | None = None) -> dict:
     return {
-        "architectures": [ARCHITECTURES[arch["kind"]]],
+        "architectures": [ARCHITECTURES.get(arch["kind"], "ExpcNet")],
         "expc_classifier": FORMAT,
         "net": arch,
         "input_shape": list(input_shape),

@@ -44,7 +44,19 @@ def _widths(v: list[int] | None, what: str, hi: int = 4096) -> list[int] | None:
     return v
 
 
-class MlpParams(Params):
+class Architecture(Params):
+    """Base of every architecture value that `fit` can build into a classifier: `arch()` is the JSON
+    stored in config.json (its "kind" names the torch builder in expc.runtime.nets.build.BUILDERS)."""
+
+    def arch(self, defaults: dict | None = None) -> dict:
+        raise NotImplementedError
+
+    def check_data(self, shape: list[int], classes: int) -> tuple[str, str] | None:
+        """(field, message) when the architecture cannot take examples of `shape` with `classes`."""
+        return None
+
+
+class MlpParams(Architecture):
     hidden: list[int] | None = Field(None, description="hidden layer widths (default [64]; [40, 40] for a POET agent)")
     activation: Activation | None = Field(None, description="hidden activation (default relu; tanh for a POET agent)")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout after each hidden layer (classifiers only)")
@@ -67,6 +79,15 @@ class MlpParams(Params):
         return {"kind": "mlp", "hidden": list(self.hidden if self.hidden is not None else defaults["hidden"]),
                 "activation": self.activation or defaults["activation"], "dropout": self.dropout}
 
+    def check_data(self, shape, classes):
+        import math
+
+        if self.inputs is not None and self.inputs != math.prod(shape):
+            return "model", f"mlp(inputs = {self.inputs}) but the examples have {math.prod(shape)} features (shape {shape})"
+        if self.outputs is not None and self.outputs != classes:
+            return "model", f"mlp(outputs = {self.outputs}) but the data has {classes} classes"
+        return None
+
     def for_agent(self) -> "MlpParams":
         """The agent's settings with POET's defaults filled in (what the POET driver uses)."""
         return self.model_copy(update={"hidden": self.hidden if self.hidden is not None else AGENT_DEFAULTS["hidden"],
@@ -79,7 +100,7 @@ def mlp(p: MlpParams, ctx=None) -> MlpParams:
     return p
 
 
-class CnnParams(Params):
+class CnnParams(Architecture):
     channels: list[int] = Field([16, 32], min_length=1, description="output channels of each conv block")
     kernel: int = Field(3, ge=1, le=15, description="square kernel size (odd sizes keep the resolution)")
     pool: Literal["max", "avg", "none"] = Field("max", description="2x2 pooling after each conv block")

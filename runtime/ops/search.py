@@ -58,6 +58,8 @@ SEARCH = value_type("search", "the result of a search (members .best, .best_valu
 OBJECTIVE = value_type("objective", "a search objective (minimize / maximize)", node=False)
 SAMPLER = value_type("sampler", "an Optuna sampler", node=False)
 PRUNER = value_type("pruner", "an Optuna pruner", node=False)
+STRATEGY = value_type("strategy", "a search strategy asked and told a generation at a time (evolution(...), "
+                      "codeepneat(...)): an alternative to a sampler", node=False)
 
 # ------------------------------------------------------------------------------------------ objectives
 

@@ -226,21 +226,18 @@ def run_fit(p, ctx):
     """The `fit` operator (runtime/ops/fit.py): build or load the network, train it, save it."""
     from expc.runtime.nets.build import build
     from expc.runtime.nets.load import config_of, load_classifier, save_classifier
-    from expc.runtime.ops.nets import CLASSIFIER_DEFAULTS, CnnParams, MlpParams
+    from expc.runtime.ops.nets import CLASSIFIER_DEFAULTS, Architecture
     from expc.runtime.ops.optim import describe
     from expc.runtime.train.optim import peak_lr, with_lr
 
     device = ctx.device
     data = p.data
     shape, classes, input_range = list(data.shape), int(data.classes), (float(data.lo), float(data.hi))
-    if isinstance(p.model, (MlpParams, CnnParams)):
+    if isinstance(p.model, Architecture):
         arch = p.model.arch(CLASSIFIER_DEFAULTS)
-        if isinstance(p.model, MlpParams):
-            if p.model.inputs is not None and p.model.inputs != math.prod(shape):
-                raise OpError(f"mlp(inputs = {p.model.inputs}) but the examples have {math.prod(shape)} features "
-                              f"(shape {shape})", field="model")
-            if p.model.outputs is not None and p.model.outputs != classes:
-                raise OpError(f"mlp(outputs = {p.model.outputs}) but the data has {classes} classes", field="model")
+        bad = p.model.check_data(shape, classes)
+        if bad is not None:
+            raise OpError(bad[1], field=bad[0])
         try:
             net = build(arch, shape, classes, input_range, seed=node_seed(p.seed, ctx.seed))
         except ValueError as e:

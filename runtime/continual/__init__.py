@@ -1,0 +1,1 @@
+"""Continual learning: task streams, methods (sequential, EWC, replay, adapters, ADA), the accuracy matrix."""

@@ -1,0 +1,1 @@
+"""Meta-learning through unrolled inner loops (torch.func): GTN teachers, Synthetic Petri Dishes."""

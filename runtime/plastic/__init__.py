@@ -1,0 +1,1 @@
+"""Recurrent and plastic networks (Backpropamine), episodic tasks and A2C."""
