@@ -140,7 +140,7 @@ def cmd_ops(args) -> int:
             default = "required" if f.required else f"default {json.dumps(f.default, default=str)}"
             extra = f"; {f.constraints}" if f.constraints else ""
             var = " (variadic)" if f.variadic else ""
-            if f.input_types is not None:
+            if f.input_types is not None and f.constants is None:
                 shown = " | ".join(f.input_types)
                 shown = f"list[{shown}]" if f.is_list else shown
             else:

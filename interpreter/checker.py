@@ -157,7 +157,11 @@ class Checker:
                 )
                 self.failed_params.add(name)
                 return None
-            decl = ParamDecl(name=name, dist=typed.value, type=dist.value_type(), span=stmt.name_span)
+            # the default as written (so keys do not change with the params model's coercions), else
+            # the distribution's own (an architecture space's default genome)
+            default = to_wire(typed.value.args.get("default"))
+            decl = ParamDecl(name=name, dist=typed.value, type=dist.value_type(), span=stmt.name_span,
+                             default=default if default is not None else dist.default_value())
         else:
             if self.registry.types.is_node(typed.type) or any(True for _ in refs(typed.value)):
                 self.diags.error(
@@ -178,8 +182,7 @@ class Checker:
         if p is None:
             return False, None
         if p.dist is not None:
-            default = to_wire(p.dist.args.get("default"))
-            return (default is not None), default
+            return (p.default is not None), p.default
         return True, self.resolve_defaults(p.value)
 
     def distribution(self, p: ParamDecl):

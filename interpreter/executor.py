@@ -121,6 +121,27 @@ class Executor:
         pn = self.plan(node_id, bindings)
         return self._run(pn, bindings_note)
 
+    def discard(self, node_id: str, bindings: dict[str, Any], names: set[str]) -> int:
+        """Remove from the store the results of `node_id` under `bindings` and of its inputs that depend
+        on the params `names` (what a search trial computed for itself); results the run's own plan
+        uses (the declared nodes under this run's bindings) are kept. Returns how many went."""
+        removed, seen = 0, set()
+        stack = [self.plan(node_id, bindings)]
+        while stack:
+            pn = stack.pop()
+            if pn.key in seen or not names & set(pn.params_used):
+                continue  # shared upstream work stays
+            seen.add(pn.key)
+            stack.extend(self.plan(nid, dict(pn.bound)) for _, nid, _ in pn.inputs)
+            try:
+                own = self.plan(pn.id).key
+            except NodeFailed:  # a param without a default: no declared result to protect
+                own = None
+            if pn.key != own and self.store.remove(pn.key):
+                self._values.pop(pn.key, None)
+                removed += 1
+        return removed
+
     def _run(self, pn: PlanNode, bindings_note: dict | None) -> Any:
         bindings = dict(pn.bound)  # a bind's target runs under the bind's params
         if pn.key in self._values:
@@ -291,6 +312,9 @@ class RunContext:
 
     def plan_key(self, target: str, bindings: dict[str, Any]) -> str:
         return self._ex.plan(target, self._under(bindings)).key
+
+    def discard(self, target: str, bindings: dict[str, Any]) -> int:
+        return self._ex.discard(target, self._under(bindings), set(bindings))
 
     def _under(self, bindings: dict[str, Any]) -> dict[str, Any]:
         """The bindings this node itself runs under (a search trial's params around a nested replicate,

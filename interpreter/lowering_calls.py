@@ -17,8 +17,8 @@ from expc.runtime.registry import Operator, type_name
 from expc.spec import ast
 from expc.spec.diagnostics import Span, did_you_mean
 from expc.spec.ir import BindNode, Const, FileRef, Inline, ListV, OpNode, ParamRef, RecordV, Ref, to_wire
-from expc.runtime.types import parse_type
-from expc.spec.types import describe
+from expc.runtime.types import template_fields
+from expc.spec.types import TYPES, describe
 
 
 class CallLowering:
@@ -112,12 +112,12 @@ class CallLowering:
             spans.update(field_spans)
             if tree is not None:
                 trees[fname] = tree
-        if not ok:
+        if not ok or not self._agree(op, arg_types, spans, e.span):
             return None
         ok = self._validate(op, values, spans, e.span)
         if not ok:
             return None
-        rtype = _return_type(op, arg_types)
+        rtype = self.c.registry.types.fill_returns(op.returns, lambda name: arg_types.get(name, "any"))
         if op.inline:
             return Typed(rtype, Inline(op=op.name, args=values), e.span)
         if op.tensorwise:
@@ -130,13 +130,30 @@ class CallLowering:
         )
         return Typed(rtype, Ref(node=nid), e.span)
 
+    def _agree(self, op: Operator, arg_types: dict[str, str | None], spans: dict[str, Span], span: Span) -> bool:
+        """The operator's field types that depend on each other (Agrees) hold; else an E301."""
+        types = self.c.registry.types
+        for rule in op.agrees:
+            on, got = arg_types.get(rule.on), arg_types.get(rule.field)
+            if on is None or got is None or got == "any":
+                continue
+            wanted = rule.wanted(types, on)
+            if wanted is not None and not types.accepts(got, wanted):
+                self.diags.error("E301", f"argument '{rule.field}' of {op.name}() expects {describe(wanted)}, got {got}",
+                                 spans.get(rule.field, span),
+                                 hint=f"with '{rule.on}' of type {on}, {op.name}() takes {describe(wanted)}")
+                return False
+        return True
+
     def _element_type(self, op: Operator, fname: str, typed: Typed) -> str | None:
         """The type `{fname}` stands for in the operator's return type: the argument's type, or for a
         list of inputs the one type its items share (mix(a, b) is data only if a and b are); None
         (with a diagnostic) when the items of a list the return type depends on disagree."""
-        if typed.items is None or "{" + fname + "}" not in op.returns:
+        if typed.items is None or fname not in template_fields(op.returns):
             return typed.type
         types = self.c.registry.types
+        if "{" + fname + "}" not in op.returns:  # joined with other arguments (`{base|models}`)
+            return types.join(it.type for it in typed.items)
         common: str | None = None
         for it in typed.items:
             if common is None or types.is_subtype(common, it.type):
@@ -196,8 +213,12 @@ class CallLowering:
                         self.diags.error("E301", f"{what} expects a list of {describe(f.input_types)}, "
                                          f"but an item is {it.type}", it.span)
                         return None
-            elif not types.accepts(typed.type, f.input_types):
-                self.diags.error("E301", f"{what} expects {describe(f.input_types)}, got {typed.type}", span)
+            elif not types.accepts(typed.type, f.input_types) and not (f.constants is not None and typed.type in TYPES):
+                # an input that also takes constants (Literal[...] | Input[...]): the params model checks those
+                expected = describe(f.input_types)
+                if f.constants is not None:
+                    expected = f"{expected} or {type_name(f.constants)}"
+                self.diags.error("E301", f"{what} expects {expected}, got {typed.type}", span)
                 return None
         elif types.is_node(typed.type) and not f.deferred:
             self.diags.error("E301", f"{what} expects {type_name(f.annotation)}, got {typed.type}", span)
@@ -375,21 +396,6 @@ class CallLowering:
                      source=frm, span=e.span, arg_spans=spans)
         )
         return Typed(target.type, Ref(node=nid), e.span)
-
-
-def _return_type(op: Operator, arg_types: dict[str, str]) -> str:
-    """The operator's declared return type with `{field}` replaced by the type of that argument
-    (take(x) returns the type of x; split(x) returns split[type of x])."""
-    if "{" not in op.returns:
-        return op.returns
-
-    def fill(expr: str) -> str:
-        name, args = parse_type(expr)
-        if name.startswith("{"):
-            return arg_types.get(name.strip("{}"), "any")
-        return f"{name}[{', '.join(fill(a) for a in args)}]" if args else name
-
-    return fill(op.returns)
 
 
 def _list(items: list[Typed]) -> ListV:

@@ -3,6 +3,11 @@
     NAME=V            a param (or, if no param has that name, an experiment setting)
     experiment.K=V    an experiment setting
     NODE.FIELD=V      one argument of an operator call the file declares (`train NODE = OP(...)`)
+    NODE.FIELD.ARG=V  one argument of an inline value written there (`clf.optimizer.lr=0.01` for
+                      `fit(..., optimizer = adam(lr = 3e-3))`); deeper paths nest further
+                      (`clf.optimizer.optimizer.lr` in fop(optimizer = sgd(...))). An inline value the
+                      file leaves at its default is written out (adam(lr = 0.001), then lr is set)
+    PARAM.ARG=V       one argument of a param's inline value (`param opt = adam(lr = 1e-3)`)
 
 Values are read like YAML scalars (numbers, true/false, none, [lists], "strings"). Overrides are applied
 to the syntax tree, and the tree is checked again: the value is a literal in place of the expression it
@@ -155,6 +160,10 @@ class _Tree:
             return self._setting(item, parts[-1], diags)
         if len(parts) == 2 and self.operator_of(parts[0]) is not None:
             return self._argument(item, parts[0], parts[1], diags)
+        if len(parts) >= 3 and self.operator_of(parts[0]) is not None and self._is_argument(parts[0], parts[1]):
+            return self._nested(item, self.decls[parts[0]], parts, f"'{parts[0]}'", diags)
+        if len(parts) >= 2 and parts[0] in self.params and self._inline_param(parts[0]) is not None:
+            return self._nested(item, self.params[parts[0]], parts, f"param '{parts[0]}'", diags)
         diags.append(Diagnostic("E002", f"unknown override key '{item.key}'", item.span,
                                 hint=self._key_hint(item.key)))
         return None
@@ -174,7 +183,7 @@ class _Tree:
                 return None
             call = stmt.expr
             op = self._call_op(call)
-            if op is not None:
+            if op is not None and op.field("default") is not None:
                 new_call, spans = _set_arg(call, op, "default", value, item.value_span)
                 self._set(at, dataclasses.replace(stmt, expr=new_call))
             else:
@@ -217,7 +226,17 @@ class _Tree:
         op = self.operator_of(node)
         settable = self._settable(stmt.expr, op)
         f = op.field(name)
-        if f is not None and f.input_types is not None:
+        if f is not None and f.input_types is not None and f.constants is None:
+            inline = self._inline_at(stmt.expr, op, name)
+            if inline is not None:  # an inline value (an optimizer, an attack): its arguments can be set
+                inner = [g.name for g in inline.fields if g.input_types is None]
+                diags.append(Diagnostic(
+                    "E002", f"'{node}.{name}' is an inline value ({inline.name}(...)): set one of its arguments "
+                    f"on the command line, not the whole value", item.span,
+                    hint=f"e.g. '{node}.{name}.{inner[0]}={item.text.split('=', 1)[1]}'; its arguments: "
+                    + ", ".join(inner) if inner else "change it in the file",
+                ))
+                return None
             diags.append(Diagnostic(
                 "E002", f"'{node}.{name}' is an input of {op.name}(): its value comes from another node and "
                 "cannot be set on the command line", item.span,
@@ -234,6 +253,96 @@ class _Tree:
         new_call, spans = _set_arg(stmt.expr, op, name, item.value, item.value_span)
         self._set(at, dataclasses.replace(stmt, expr=new_call))
         return _Applied(item, f"argument '{name}' of '{node}'", spans)
+
+    def _nested(self, item: _Item, at: tuple[int, int], parts: list[str], owner: str, diags) -> _Applied | None:
+        """`NODE.FIELD...ARG=V` (or `PARAM.FIELD...ARG=V`): walk from the call written at `at` through the
+        inline values written (or defaulted) at each FIELD, and set ARG of the last one."""
+        stmt = self._get(at)
+        new_expr = self._set_path(item, stmt.expr, parts[0], parts[1:], diags)
+        if new_expr is None:
+            return None
+        call, spans = new_expr
+        self._set(at, dataclasses.replace(stmt, expr=call))
+        path = ".".join(parts[1:-1])
+        return _Applied(item, f"argument '{parts[-1]}' of {owner}" + (f" ({path})" if path else ""), spans)
+
+    def _set_path(self, item: _Item, call: ast.Call, where: str, path: list[str],
+                  diags) -> tuple[ast.Call, list[Span]] | None:
+        op = self._call_op(call)
+        name, rest = path[0], path[1:]
+        settable = self._settable(call, op)
+        f = op.field(name)
+        if not rest:
+            if f is not None and f.input_types is not None and self._inline_at(call, op, name) is not None:
+                inner = self._inline_at(call, op, name)
+                diags.append(Diagnostic(
+                    "E002", f"'{where}.{name}' is an inline value ({inner.name}(...)): set one of its arguments",
+                    item.span, hint="its arguments: " + ", ".join(g.name for g in inner.fields
+                                                                   if g.input_types is None)))
+                return None
+            if f is not None and f.input_types is not None and f.constants is None:
+                diags.append(Diagnostic(
+                    "E002", f"'{where}.{name}' is an input of {op.name}(): its value comes from another node and "
+                    "cannot be set on the command line", item.span, hint="change it in the file"))
+                return None
+            if name not in settable:
+                diags.append(Diagnostic("E002", f"'{where}' ({op.name}) has no argument '{name}'", item.span,
+                                        hint=did_you_mean(name, settable) or ("arguments: " + ", ".join(settable))))
+                return None
+            return _set_arg(call, op, name, item.value, item.value_span)
+        if f is None:
+            fields = [g.name for g in op.fields]
+            diags.append(Diagnostic("E002", f"'{where}' ({op.name}) has no argument '{name}'", item.span,
+                                    hint=did_you_mean(name, fields) or ("arguments: " + ", ".join(fields))))
+            return None
+        written = _written(call, op, name)
+        if isinstance(written, ast.Name) and self._inline_param(written.id) is not None:
+            key = ".".join([written.id, *rest])
+            diags.append(Diagnostic(
+                "E002", f"'{where}.{name}' is the param '{written.id}' in the file: override its argument "
+                f"instead, '{key}={item.text.split('=', 1)[1]}'", item.span,
+                hint=f"that changes every use of '{written.id}'"))
+            return None
+        if written is None and isinstance(f.default, dict) and isinstance(f.default.get("$op"), str):
+            written = _literal(f.default, item.value_span)  # the default, written out
+        inner_op = self._call_op(written) if written is not None else None
+        if inner_op is None or not inner_op.inline:
+            what = ("is not given in the file and has no inline default" if written is None
+                    else "is not an inline value written as a call in the file")
+            diags.append(Diagnostic(
+                "E002", f"'{where}.{name}' {what}: '{item.key}' names nothing to set", item.span,
+                hint=f"set '{where}.{name}' in the file" if written is None else "change it in the file"))
+            return None
+        inner = self._set_path(item, written, f"{where}.{name}", rest, diags)
+        if inner is None:
+            return None
+        new_inner, spans = inner
+        new_call, _ = _set_arg(call, op, name, None, item.value_span, expr=new_inner)
+        return new_call, spans
+
+    def _is_argument(self, node: str, name: str) -> bool:
+        op = self.operator_of(node)
+        return op is not None and op.field(name) is not None
+
+    def _inline_param(self, name: str) -> Operator | None:
+        """The inline operator a non-searched param's value is a call of (`param opt = adam(...)`)."""
+        stmt = self._get(self.params[name]) if name in self.params else None
+        if stmt is None or stmt.searched:
+            return None
+        op = self._call_op(stmt.expr)
+        return op if op is not None and op.inline else None
+
+    def _inline_at(self, call: ast.Call, op: Operator, name: str) -> Operator | None:
+        """The inline operator of the value written (or defaulted) at argument `name` of `call`."""
+        written = _written(call, op, name)
+        if written is None:
+            f = op.field(name)
+            default = f.default if f is not None else None
+            return self.registry.get(default["$op"]) if isinstance(default, dict) and "$op" in default else None
+        if isinstance(written, ast.Name) and written.id in self.params:
+            return self._inline_param(written.id)
+        inner = self._call_op(written)
+        return inner if inner is not None and inner.inline else None
 
     # -- what can be set ---------------------------------------------------------------------------
 
@@ -253,7 +362,7 @@ class _Tree:
     def _settable(call: ast.Call, op: Operator) -> list[str]:
         """Arguments that take a value (inputs come from other nodes); plus the extra keywords an
         operator that allows them was given."""
-        names = [f.name for f in op.fields if f.input_types is None]
+        names = [f.name for f in op.fields if f.input_types is None or f.constants is not None]
         return names + [kw.name for kw in call.kwargs if kw.name not in names and op.field(kw.name) is None]
 
     def _key_hint(self, key: str) -> str:
@@ -278,9 +387,14 @@ class _Tree:
                 if n.id in names]
 
 
-def _set_arg(call: ast.Call, op: Operator, name: str, value: Any, new_span: Span) -> tuple[ast.Call, list[Span]]:
-    """The call with argument `name` set to a literal of `value`, where the file wrote it (positional or
-    keyword) or, if it did not, as a new keyword argument spanning the value on the command line."""
+def _set_arg(call: ast.Call, op: Operator, name: str, value: Any, new_span: Span,
+             expr: ast.Expr | None = None) -> tuple[ast.Call, list[Span]]:
+    """The call with argument `name` set to a literal of `value` (or to `expr`), where the file wrote it
+    (positional or keyword) or, if it did not, as a new keyword argument spanning the value on the
+    command line."""
+    def new(span: Span) -> ast.Expr:
+        return expr if expr is not None else _literal(value, span)
+
     args = list(call.args)
     for pos, arg in enumerate(args):
         if pos >= len(op.fields):
@@ -293,15 +407,25 @@ def _set_arg(call: ast.Call, op: Operator, name: str, value: Any, new_span: Span
                 return dataclasses.replace(call, args=tuple(args[:pos]) + items), [span]
             break
         if f.name == name:
-            args[pos] = _literal(value, arg.span)
+            args[pos] = new(arg.span)
             return dataclasses.replace(call, args=tuple(args)), [arg.span]
     kwargs = list(call.kwargs)
     for i, kw in enumerate(kwargs):
         if kw.name == name:
-            kwargs[i] = dataclasses.replace(kw, value=_literal(value, kw.value.span))
+            kwargs[i] = dataclasses.replace(kw, value=new(kw.value.span))
             return dataclasses.replace(call, kwargs=tuple(kwargs)), [kw.value.span]
-    kwargs.append(ast.Kwarg(name, _literal(value, new_span), new_span, new_span))
+    kwargs.append(ast.Kwarg(name, new(new_span), new_span, new_span))
     return dataclasses.replace(call, kwargs=tuple(kwargs)), [new_span]
+
+
+def _written(call: ast.Call, op: Operator, name: str) -> ast.Expr | None:
+    """The expression the file wrote for argument `name` of `call` (positional or keyword), if any."""
+    for pos, arg in enumerate(call.args):
+        if pos >= len(op.fields) or op.fields[pos].variadic:
+            break
+        if op.fields[pos].name == name:
+            return arg
+    return next((kw.value for kw in call.kwargs if kw.name == name), None)
 
 
 def _literal(value: Any, span: Span) -> ast.Expr:
@@ -316,6 +440,10 @@ def _literal(value: Any, span: Span) -> ast.Expr:
         return ast.Float(value, repr(value), span)
     if isinstance(value, list):
         return ast.ListExpr(tuple(_literal(v, span) for v in value), span)
+    if isinstance(value, dict) and isinstance(value.get("$op"), str):  # an inline value (a genome): its call
+        return ast.Call(ast.Name(value["$op"], span), (),
+                        tuple(ast.Kwarg(str(k), _literal(v, span), span, span) for k, v in value.items() if k != "$op"),
+                        span)
     if isinstance(value, dict):
         return ast.RecordExpr(tuple(ast.RecordField(str(k), _literal(v, span), span, span, quoted=True)
                                     for k, v in value.items()), span)

@@ -94,7 +94,7 @@ class Planner:
         if p is None:
             raise PlanError(Diagnostic("E201", f"unknown param '{name}'", span))
         if p.dist is not None:
-            default = to_wire(p.dist.args.get("default"))
+            default = p.default
             if default is None:
                 raise PlanError(Diagnostic("E311", f"param '{name}' has no default and no value was bound", p.span,
                                            hint="give it a default, bind it (node(name = value)) or search it"))

@@ -126,6 +126,20 @@ class Store:
     def discard(self, tmp: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
+    def remove(self, key: str) -> bool:
+        """Forget a stored result (a search trial's network under keep = "best"): moved aside with one
+        rename, so readers see it whole or not at all, then deleted, with the key's scratch (a stopped
+        computation's checkpoints). False when no result was stored."""
+        shutil.rmtree(self.work_root / key, ignore_errors=True)
+        final = self.path(key)
+        gone = self.tmp_root / f"{key}.removed.{os.getpid()}.{next(_counter)}"
+        try:
+            os.rename(final, gone)
+        except OSError:
+            return False
+        shutil.rmtree(gone, ignore_errors=True)
+        return True
+
     # -- export ------------------------------------------------------------------------------------
 
     def export(self, src: Path, dest: Path, skip: tuple[str, ...] = ("value.json",)) -> dict[str, int]:

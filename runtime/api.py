@@ -180,6 +180,12 @@ class Context(Protocol):
     def plan_key(self, target: str, bindings: dict[str, Any]) -> str:
         """The content key node `target` has under `bindings`, without running anything."""
 
+    def discard(self, target: str, bindings: dict[str, Any]) -> int:
+        """Remove from the store what evaluating `target` under `bindings` stored and the run's own
+        nodes do not use: the results that depend on the bound params (a search trial's trained
+        network, kept only for its metrics). Their runs and logged metrics stay in the run registry.
+        Returns how many results were removed."""
+
     def params_of(self, target: str) -> list[str]:
         """The params node `target` depends on (through its inputs), sorted."""
 

@@ -33,6 +33,11 @@ class Distribution(Params):
         """A fixed valid value (a search's cache key is computed with params at their placeholder)."""
         return self.ends()[0]
 
+    def default_value(self) -> Any:
+        """The value outside a search, None when there is none (then the param must be searched or
+        bound): by default the distribution's field `default`."""
+        return getattr(self, "default", None)
+
     def grid(self, points: int) -> list[Any]:
         """The values a grid search visits; `points` for a continuous range."""
         raise NotImplementedError
@@ -40,6 +45,25 @@ class Distribution(Params):
     def optuna(self) -> Any:
         """The Optuna distribution (imports optuna: only called when a search runs)."""
         raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Agrees:
+    """Capability of an operator whose field types depend on each other: the type of field `field`
+    must be one that `table` gives for the type of field `on` (the first entry whose key the type of
+    `on` is a subtype of; no entry: anything). `fit` trains a `net` on `tensors`, a `recurrent` net on
+    `episodes`, a language model on text: `fit(mlp(), prose.train)` is a check-time type error naming
+    both types, without the checker knowing fit."""
+
+    on: str
+    field: str
+    table: tuple[tuple[str, tuple[str, ...]], ...]
+
+    def wanted(self, types, on_type: str) -> tuple[str, ...] | None:
+        for key, wanted in self.table:
+            if types.is_subtype(on_type, key):
+                return wanted
+        return None
 
 
 @dataclass(frozen=True)
@@ -89,11 +113,21 @@ class Genome(Distribution):
         """Lines that show a genome to a person (a cell as formulas, a network as its layer graph)."""
         return [str(genome)]
 
+    def default_genome(self) -> dict:
+        """What callers use instead of default(): a space may declare a field `default` (as
+        `cells(default = lstm_cell())` does), which hides the method; then the field's value is the
+        default (a space whose `default` field may be None overrides this)."""
+        d = self.default
+        return d() if callable(d) else d
+
+    def default_value(self) -> Any:
+        return self.default_genome()
+
     def ends(self) -> list[Any]:
-        return [self.default()]
+        return [self.default_genome()]
 
     def placeholder(self) -> Any:
-        return self.default()
+        return self.default_genome()
 
     def grid(self, points: int) -> list[Any]:
         raise ValueError("an architecture space has no grid: use a strategy (evolution(...)) or random()")

@@ -29,7 +29,7 @@ from typing import Annotated, Any, Callable, Literal
 from pydantic import BaseModel
 
 from expc.runtime.api import Precheck
-from expc.runtime.capabilities import Distribution, Evaluates
+from expc.runtime.capabilities import Agrees, Distribution, Evaluates
 from expc.runtime.params import Params
 from expc.runtime.types import TypeSystem, TypeSystemError, ValueType, parse_type
 from expc.spec.types import KINDS, TYPES
@@ -109,6 +109,9 @@ class FieldInfo:
     is_list: bool
     variadic: bool
     constraints: str  # human text: ">= 1", "in [0, 1]"
+    # an input field annotated `Literal[...] | Input["optimizer"]` also takes the constants of this
+    # annotation (the union's other members), which the params model validates
+    constants: Any = None
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,8 @@ class Operator:
     evaluates: Evaluates | None = None
     # What `expc check` can tell before anything runs (see expc.runtime.api.Precheck); None: nothing.
     precheck: Precheck | None = field(default=None, compare=False)
+    # Field types that depend on other fields' types (see expc.runtime.capabilities.Agrees).
+    agrees: tuple[Agrees, ...] = field(default=(), compare=False)
     module: str = ""
     fields: tuple[FieldInfo, ...] = field(default=(), compare=False)
 
@@ -174,6 +179,7 @@ def op(
     inline: bool = False,
     evaluates: Evaluates | None = None,
     precheck: Precheck | None = None,
+    agrees: tuple[Agrees, ...] = (),
 ) -> Callable[[Callable[..., Any]], Operator]:
     """Declare an operator. `kinds` are the declaration kinds it may appear under at top level
     (nested calls only need a matching type); `version` enters cache keys: bump it when results change.
@@ -207,6 +213,7 @@ def op(
             inline=inline,
             evaluates=evaluates,
             precheck=precheck,
+            agrees=tuple(agrees),
             module=fn.__module__,
             fields=_describe_fields(name, params),
         )
@@ -228,6 +235,15 @@ def _describe_fields(op_name: str, params: type[Params]) -> tuple[FieldInfo, ...
             if isinstance(m, In):
                 input_types = m.types
         origin = typing.get_origin(ann)
+        constants = None
+        if origin is typing.Union or origin is types.UnionType:
+            inputs = [a for a in typing.get_args(ann) if typing.get_origin(a) is Annotated
+                      and any(isinstance(m, In) for m in typing.get_args(a)[1:])]
+            if inputs:  # Literal["adamw", "sgd"] | Input["optimizer"]: an input that also takes constants
+                input_types = tuple(t for a in inputs for m in typing.get_args(a)[1:] if isinstance(m, In)
+                                    for t in m.types)
+                rest = [a for a in typing.get_args(ann) if a not in inputs]
+                constants = rest[0] if len(rest) == 1 else typing.Union[tuple(rest)]
         if origin in (list, tuple):
             is_list = True
             (item,) = typing.get_args(ann)[:1]
@@ -255,6 +271,7 @@ def _describe_fields(op_name: str, params: type[Params]) -> tuple[FieldInfo, ...
                 is_list=is_list,
                 variadic=variadic,
                 constraints=_constraints(meta),
+                constants=constants,
             )
         )
     return tuple(out)
@@ -407,7 +424,7 @@ def _check_types(o: Operator, types: TypeSystem) -> None:
     def check(expr: str, what: str) -> None:
         name, args = parse_type(expr)
         if name.startswith("{"):
-            if name.strip("{}") not in fields:
+            if any(f not in fields for f in name.strip("{}").split("|")):
                 raise RegistryError(f"operator {o.name!r}: {what} names no argument: {expr!r}")
         elif not types.known(name):
             raise RegistryError(f"operator {o.name!r} ({o.module}): {what} is an unknown type {name!r}")

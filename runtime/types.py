@@ -77,8 +77,11 @@ def value_type(name: str, doc: str, *, parent: str | None = None, params: tuple[
                      summary=summary, algebra=algebra, module=module, show=show)
 
 
-# `{field}` stands for the type of an operator's argument: take(data) returns "{data}".
-_TYPE_RE = re.compile(r"\s*(\{?[A-Za-z_][A-Za-z0-9_]*\}?)\s*(?:\[(.*)\])?\s*$")
+# `{field}` stands for the type of an operator's argument: take(data) returns "{data}"; `{a|b}` for
+# the nearest type the arguments share (a merge of two classifiers is a classifier, of a classifier
+# and another model a model).
+_TYPE_RE = re.compile(r"\s*(\{[A-Za-z_][A-Za-z0-9_]*(?:\|[A-Za-z_][A-Za-z0-9_]*)*\}|[A-Za-z_][A-Za-z0-9_]*)"
+                      r"\s*(?:\[(.*)\])?\s*$")
 
 
 @lru_cache(maxsize=4096)
@@ -101,6 +104,13 @@ def parse_type(expr: str) -> tuple[str, tuple[str, ...]]:
         cur += ch
     args.append(cur.strip())
     return name, tuple(args)
+
+
+def template_fields(expr: str) -> tuple[str, ...]:
+    """The arguments a return type names: "split[{data}]" -> ("data",), "{a|b}" -> ("a", "b")."""
+    name, args = parse_type(expr)
+    own = tuple(name.strip("{}").split("|")) if name.startswith("{") else ()
+    return own + tuple(f for a in args for f in template_fields(a))
 
 
 def format_type(name: str, args: tuple[str, ...] = ()) -> str:
@@ -176,6 +186,28 @@ class TypeSystem:
         if a_name != e_name or len(a_args) != len(e_args):
             return False
         return all(self.is_subtype(x, y) for x, y in zip(a_args, e_args))
+
+    def join(self, names) -> str:
+        """The nearest type all of `names` are subtypes of (`any` if there is none)."""
+        names = list(names)
+        if "any" in names:
+            return "any"
+        out: str | None = None
+        for n in names:
+            if out is None or self.is_subtype(out, n):
+                out = n
+            elif not self.is_subtype(n, out):
+                out = next((a for a in self.ancestors(out) if self.is_subtype(n, a)), "any")
+        return out or "any"
+
+    def fill_returns(self, returns: str, arg_type: Callable[[str], str | None]) -> str:
+        """An operator's return type with each `{field}` replaced by `arg_type(field)` (its argument's
+        type; None: unknown, read as `any`) and each `{a|b}` by the join of those types."""
+        name, args = parse_type(returns)
+        if name.startswith("{"):
+            got = [arg_type(f) for f in name.strip("{}").split("|")]
+            return self.join(got) if all(got) else "any"
+        return format_type(name, tuple(self.fill_returns(a, arg_type) for a in args))
 
     def accepts(self, actual: str, expected) -> bool:
         return any(self.is_subtype(actual, e) for e in expected)

@@ -206,12 +206,13 @@ class ParamDecl(BaseModel):
     name: str
     value: Value | None = None  # `param NAME = EXPR` (may contain ParamRef / Arith)
     dist: Inline | None = None  # `param NAME ~ DIST`: Inline("uniform", {lo, hi, default})
+    default: Any = None  # of a `~` param: its distribution's default_value() (JSON), None when it has none
     type: str = "any"
     span: Span
 
     @property
     def has_default(self) -> bool:
-        return self.dist is None or to_wire(self.dist.args.get("default")) is not None
+        return self.dist is None or self.default is not None
 
 
 class OpNode(BaseModel):

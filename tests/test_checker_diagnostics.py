@@ -180,7 +180,7 @@ def test_kind_mismatch_operator(project):
 
 def test_kind_mismatch_value(project):
     path = project(HEAD + "data x = base\n")
-    assert summary(path) == [("E302", "main.exp", 3, 10, "'data x' must be data, split or tensors, but its value is model")]
+    assert summary(path) == [("E302", "main.exp", 3, 10, "'data x' must be data, episodes, split, stream or tensors, but its value is model")]
 
 
 def test_unknown_member(project):

@@ -259,3 +259,32 @@ def test_finetune_with_fop_resumes_exactly(lm, tmp_path):
     resumed = _finetune(lm, OpContext(tmp_path / "crashy"), optimizer=spec, lr=3e-3)
     wa, wb = weights(full), weights(resumed)
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_finetune_optimizer_is_type_checked(tmp_path):
+    """`optimizer` is a name or an optimizer value: the checker rejects a value of another type (E301,
+    from the type system), the params model a name it does not know; the command line sets a name."""
+    from conftest import write
+
+    from expc.interpreter.compiler import compile
+    from expc.interpreter.session import Session
+    from expc.spec.diagnostics import CompileError
+
+    field = T.finetune.field("optimizer")
+    assert field.input_types == ("optimizer",) and field.constants is not None
+    (tmp_path / "t.txt").write_text("hello world\nhello there\n")
+    head = ('model m = gpt2(layers = 1, width = 16, heads = 2, context = 16)\ndata t = text("t.txt")\n'
+            "train a = finetune(m, t, steps = 1, lr = 1e-3, batch = 1, context = 8, optimizer = {})\n")
+    for good in ('"sgd"', "adam(betas = [0.9, 0.95])", "fop(optimizer = sgd())"):
+        compile(write(tmp_path / "ok.exp", head.format(good)))
+    with pytest.raises(CompileError) as e:
+        compile(write(tmp_path / "bad.exp", head.format("pgd(eps = 0.1)")))
+    (d,) = e.value.diagnostics
+    assert (d.code, d.span.line) == ("E301", 3)
+    assert d.message == "argument 'optimizer' of finetune() expects optimizer or \"adamw\" | \"adam\" | \"sgd\", got attack"
+    with pytest.raises(CompileError) as e:
+        compile(write(tmp_path / "bad.exp", head.format('"adagrad"')))
+    (d,) = e.value.diagnostics
+    assert d.code == "E401" and "unknown optimizer 'adagrad'" in d.message
+    s = Session.open(write(tmp_path / "ok.exp", head.format('"sgd"')), ["a.optimizer=adam"], tmp_path / "store")
+    assert s.program.nodes["a"].args["optimizer"].value == "adam"

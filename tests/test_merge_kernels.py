@@ -43,8 +43,8 @@ class MeanParams(Params):
 
 
 # declared by name: imported when a merge runs, as the shipped kernels are (no torch at declaration)
-@op("mean", params=MeanParams, kinds={"merge"}, returns="model", tensorwise=True, kernel=f"{__name__}:mean_kernel")
-def mean(p: MeanParams, ctx):
+@op("average", params=MeanParams, kinds={"merge"}, returns="model", tensorwise=True, kernel=f"{__name__}:mean_kernel")
+def average(p: MeanParams, ctx):
     """The mean of the models, per tensor."""
     raise AssertionError("a tensorwise call is fused into its algebra node, never run on its own")
 
@@ -54,8 +54,8 @@ model base = pretrained("base")
 model m1 = pretrained("m1")
 model m2 = pretrained("m2")
 merge quarter = lerp(m1, m2, t = 0.25)
-merge mixed = base + 0.5 * (mean([m1, m2]) - base)
-merge nested = where("*.mlp.*", lerp(base, ties(base, [m1, m2], density = 0.5), t = 1.0), mean([base, m2]))
+merge mixed = base + 0.5 * (average([m1, m2]) - base)
+merge nested = where("*.mlp.*", lerp(base, ties(base, [m1, m2], density = 0.5), t = 1.0), average([base, m2]))
 """
 
 

@@ -175,3 +175,70 @@ def test_dry_run_explains_an_overridden_param(run_cli, tmp_path):
     code, out, err = run_cli("run", f, "--dry-run", "k=4", "--cache", cache)
     assert code == 0, err
     assert "param k changed: 3 -> 4" in out
+
+
+# ---- arguments of inline values: NODE.FIELD.ARG=V, PARAM.ARG=V ---------------------------------------
+
+INLINE = """\
+param opt = adam(lr = 3e-3)
+data d = split(digits(normalize = true), test = 0.2, seed = 0)
+train clf = fit(mlp(hidden = [8]), d.train, optimizer = adam(lr = 3e-3), steps = 5)
+train plain = fit(mlp(hidden = [8]), d.train, steps = 5)
+train f2 = fit(mlp(hidden = [8]), d.train, optimizer = fop(optimizer = sgd(lr = 0.1)), steps = 5)
+train viap = fit(mlp(hidden = [8]), d.train, optimizer = opt, steps = 5)
+eval asr = attack_success(clf, d.test, attack = pgd(eps = 0.1, steps = 3), n = 20)
+"""
+
+
+def _args(program, node: str, field: str):
+    from expc.spec.ir import to_wire
+
+    return to_wire(program.nodes[node].args[field])
+
+
+def test_an_argument_of_an_inline_value_is_set_through_its_path(tmp_path):
+    f = write(tmp_path / "inline.exp", INLINE)
+    s = Session.open(f, ["clf.optimizer.lr=0.01", "plain.optimizer.lr=0.02", "f2.optimizer.optimizer.lr=0.05",
+                         "f2.optimizer.hyper_lr=1e-3", "asr.attack.steps=7", "opt.lr=0.5", "clf.model.hidden=[16]"],
+                     tmp_path / "store")
+    p = s.program
+    assert _args(p, "clf", "optimizer") == {"$op": "adam", "lr": 0.01}
+    assert _args(p, "clf", "model") == {"$op": "mlp", "hidden": [16]}
+    # a value the file leaves at its default is written out, then set
+    assert _args(p, "plain", "optimizer") == {"$op": "adam", "lr": 0.02}
+    assert _args(p, "f2", "optimizer") == {"$op": "fop", "optimizer": {"$op": "sgd", "lr": 0.05}, "hyper_lr": 1e-3}
+    assert _args(p, "asr", "attack") == {"$op": "pgd", "eps": 0.1, "steps": 7}
+    from expc.spec.ir import to_wire
+
+    assert to_wire(p.params["opt"].value) == {"$op": "adam", "lr": 0.5}
+    # the same program as the value written in the file
+    edited = compile(f, text=INLINE.replace("optimizer = adam(lr = 3e-3)", "optimizer = adam(lr = 0.01)")).program
+    one = Session.open(f, ["clf.optimizer.lr=0.01"], tmp_path / "store").program
+    assert _args(one, "clf", "optimizer") == _args(edited, "clf", "optimizer")
+    assert _args(one, "asr", "model") == _args(edited, "asr", "model")  # downstream sees the new node
+
+
+def test_paths_into_inline_values_get_located_diagnostics(run_cli, tmp_path):
+    f = write(tmp_path / "inline.exp", INLINE)
+    (d,) = _override_diags(["clf.optimizer=0.1"], f, tmp_path)
+    assert d.code == "E002" and d.span == Span(CMDLINE, 1, 1, 1, 18)
+    assert d.message == ("'clf.optimizer' is an inline value (adam(...)): set one of its arguments on the command "
+                         "line, not the whole value")
+    assert d.hint.startswith("e.g. 'clf.optimizer.lr=0.1'; its arguments: lr, betas")
+    (d,) = _override_diags(["clf.optimizer.lx=1"], f, tmp_path)
+    assert d.message == "'clf.optimizer' (adam) has no argument 'lx'" and "lr" in d.hint
+    (d,) = _override_diags(["viap.optimizer.lr=0.1"], f, tmp_path)
+    assert d.message == "'viap.optimizer' is the param 'opt' in the file: override its argument instead, 'opt.lr=0.1'"
+    (d,) = _override_diags(["clf.data.x=1"], f, tmp_path)
+    assert d.message == ("'clf.data' is not an inline value written as a call in the file: 'clf.data.x' names "
+                         "nothing to set")
+    # a bad value gets the diagnostic of the same value in the file, with a note naming the override
+    (d,) = _override_diags(["clf.optimizer.lr=-1"], f, tmp_path)
+    assert d.code == "E401" and "greater than 0" in d.message and d.span.file.endswith("inline.exp")
+    assert d.notes[-1][0] == "the override 'clf.optimizer.lr=-1' sets argument 'lr' of 'clf' (optimizer)"
+    (d,) = _override_diags(["plain.optimizer.lr=-1"], f, tmp_path)  # written out from the default: the command line
+    assert d.code == "E401" and d.span.file == CMDLINE
+    code, _, err = run_cli("run", f, "clf.optimizer.lr=-1", "--dry-run", "--cache", tmp_path / "store")
+    assert code == 2 and "internal error" not in err
+    code, out, err = run_cli("run", f, "clf.optimizer.lr=0.01", "--dry-run", "--cache", tmp_path / "store")
+    assert code == 0, err

@@ -18,7 +18,6 @@ from expc.interpreter.loader import display_path
 from expc.interpreter.lsp.incremental import StatementParser
 from expc.interpreter.lsp.symbols import Index, build
 from expc.runtime.registry import Registry
-from expc.runtime.types import parse_type
 from expc.spec import ast
 from expc.spec.diagnostics import CompileError, Diagnostic, SourceCache
 from expc.spec.ir import Program
@@ -132,14 +131,11 @@ class Analysis:
         for f, a in zip(op.fields, call.args):
             bound.setdefault(f.name, a)
 
-        def fill(expr: str) -> str:
-            name, args = parse_type(expr)
-            if name.startswith("{"):
-                arg = bound.get(name.strip("{}"))
-                return (self.guess(arg) if arg is not None else None) or "any"
-            return f"{name}[{', '.join(fill(a) for a in args)}]" if args else name
+        def arg_type(name: str) -> str | None:
+            arg = bound.get(name)
+            return self.guess(arg) if arg is not None else None
 
-        return fill(op.returns)
+        return self.registry.types.fill_returns(op.returns, arg_type)
 
 
 def _same_declaration(a, b) -> bool:

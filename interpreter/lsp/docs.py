@@ -11,7 +11,7 @@ from expc.spec.types import KINDS
 
 
 def field_type(f: FieldInfo) -> str:
-    if f.input_types is not None:
+    if f.input_types is not None and f.constants is None:  # else the union: its constants too
         shown = " | ".join(f.input_types)
         return f"list[{shown}]" if f.is_list else shown
     return type_name(f.annotation)

@@ -142,7 +142,7 @@ class TiesParams(Params):
         return self
 
 
-@op("ties", params=TiesParams, kinds={"merge"}, returns="model", version=1, tensorwise=True,
+@op("ties", params=TiesParams, kinds={"merge"}, returns="{base|models}", version=1, tensorwise=True,
     kernel="expc.runtime.merge.kernels:ties_kernel")
 def ties(p: TiesParams, ctx):
     """TIES-Merging: trim task vectors to the top density by magnitude, elect signs, disjoint mean."""
@@ -163,7 +163,7 @@ class DareParams(Params):
         return self
 
 
-@op("dare", params=DareParams, kinds={"merge"}, returns="model", version=1, tensorwise=True,
+@op("dare", params=DareParams, kinds={"merge"}, returns="{base|models}", version=1, tensorwise=True,
     kernel="expc.runtime.merge.kernels:dare_kernel")
 def dare(p: DareParams, ctx):
     """DARE: drop task-vector entries at random (keep with probability density), rescale, add."""
@@ -176,7 +176,7 @@ class SlerpParams(Params):
     t: float = Field(0.5, ge=0.0, le=1.0, description="interpolation position")
 
 
-@op("slerp", params=SlerpParams, kinds={"merge"}, returns="model", version=1, tensorwise=True,
+@op("slerp", params=SlerpParams, kinds={"merge"}, returns="{a|b}", version=1, tensorwise=True,
     kernel="expc.runtime.merge.kernels:slerp_kernel")
 def slerp(p: SlerpParams, ctx):
     """Spherical linear interpolation per tensor (linear when the tensors are nearly colinear)."""
@@ -189,7 +189,7 @@ class WhereParams(Params):
     b: Input["model"] = Field(description="where the other tensors come from")
 
 
-@op("where", params=WhereParams, kinds={"merge"}, returns="model", version=1, tensorwise=True,
+@op("where", params=WhereParams, kinds={"merge"}, returns="{a|b}", version=1, tensorwise=True,
     kernel="expc.runtime.merge.kernels:where_kernel")
 def where(p: WhereParams, ctx):
     """Tensors whose name matches the glob come from `a`, the others from `b`."""
@@ -201,7 +201,7 @@ class CastParams(Params):
     dtype: Literal["float32", "float16", "bfloat16"] = Field(description="the dtype to store")
 
 
-@op("cast", params=CastParams, kinds={"merge"}, returns="model", version=1, tensorwise=True,
+@op("cast", params=CastParams, kinds={"merge"}, returns="{model}", version=1, tensorwise=True,
     kernel="expc.runtime.merge.kernels:cast_kernel")
 def cast(p: CastParams, ctx):
     """The output dtype of a merge (outermost), or a rounding to that dtype (nested)."""
