@@ -17,7 +17,9 @@ from safetensors.torch import load_file, save_file
 
 from expc.interpreter.compiler import compile
 from expc.runtime.api import OpError
-from expc.runtime.attacks.build import AttackView, build, margin, perturb
+from expc.runtime.attacks.build import AttackView, Perturber, build, margin, perturb
+from expc.runtime.attacks.success import _flat as flat_rows
+from expc.runtime.attacks.success import diagnostics as ior_diagnostics
 from expc.runtime.attacks.success import temperature_of
 from expc.runtime.data.arrays import TensorData
 from expc.runtime.nets.load import load_classifier
@@ -256,6 +258,57 @@ def test_flat_probabilities_blind_square_ce_but_not_the_margin(trained, tmp_path
     assert seeing["value"] >= 2 * cold["value"] and by_margin["value"] >= 2 * cold["value"]
 
 
+def reference_diagnostics(net, x, y, temperature):
+    """The IOR diagnostics as defined, element by element: every input-gradient entry of the summed
+    cross-entropy of logits / temperature is 0, every class probability equals the first."""
+    xg = x.clone().requires_grad_(True)
+    z = net(xg) / temperature
+    (g,) = torch.autograd.grad(F.cross_entropy(z, y, reduction="sum"), xg)
+    p = torch.softmax(z.detach(), 1)
+    return (g.flatten(1) == 0).all(1), (p == p[:, :1]).all(1)
+
+
+@pytest.mark.parametrize("model,temperature", [("clf", 1.0), ("hot", 1.0), ("clf", 1e-3), ("hot", 1e4),
+                                               ("cold", 1.0), ("clf", 1e6), ("clf", 1e8), ("cold", 1e-10)])
+def test_the_diagnostics_are_their_definition(trained, model, temperature):
+    """success() computes the shares with cheaper reductions and skips the softmax where it cannot be
+    flat: the same booleans as the definition, on every example."""
+    net, _ = load_classifier(trained[model])
+    X, y = (torch.from_numpy(a) for a in trained["test"].load())
+    right, zero, flat = ior_diagnostics(net, X, y, temperature)
+    ref_zero, ref_flat = reference_diagnostics(net, X, y, temperature)
+    assert torch.equal(zero, ref_zero) and torch.equal(flat, ref_flat)
+    assert torch.equal(right, net(X).argmax(1) == y)
+
+
+def test_the_flat_test_matches_the_softmax_on_edge_cases():
+    torch.manual_seed(0)
+    for scale in (1.0, 1e-3, 1e-4, 1e-6, 1e-7, 3e-8, 1e-8, 1e-10, 0.0):
+        z = torch.randn(4000, 10) * scale
+        z[0] = math.nan
+        z[1, 3] = math.inf
+        z[2] = math.inf
+        z[3, 2] = -math.inf
+        z[4] = 5.0
+        p = torch.softmax(z, 1)
+        assert torch.equal(flat_rows(z), (p == p[:, :1]).all(1)), scale
+    mixed = flat_rows(torch.randn(4000, 10) * 3e-8)
+    assert 0 < int(mixed.sum()) < 4000  # the range where both occur is covered
+
+
+def test_an_attack_on_the_unit_range_calls_the_classifier_itself(trained):
+    """Data in [0, 1] at temperature 1: no view, no mapping; the same perturbation as through the view."""
+    net, _ = load_classifier(trained["clf"])
+    X, y = (torch.from_numpy(a) for a in trained["test"].load())
+    spec = A.pgd.params(eps=0.1, steps=4)
+    direct = Perturber(net, spec, 0.0, 1.0, [1, 8, 8], classes=10)
+    assert direct.view is net
+    viewed = Perturber(net, spec, 0.0, 1.0, [1, 8, 8], classes=10)
+    viewed.view = AttackView(net, 0.0, 1.0, 1.0, [1, 8, 8])
+    viewed.attack = build(spec, viewed.view, 10, 0)
+    assert torch.equal(direct(X[:64], y[:64], seed=3), viewed(X[:64], y[:64], seed=3))
+
+
 def test_temperature_is_a_number_or_a_metric():
     assert temperature_of(2.5) == 2.5
     assert temperature_of({"value": 4958.0, "nll_before": 1.0}) == 4958.0
@@ -340,3 +393,25 @@ def test_a_calibrated_temperature_is_accepted_at_check_time(tmp_path):
                         "eval c = attack_success(clf, d.test, attack = fgsm(eps = 0.1), temperature = t)\n")
     nodes = compile(f).program.nodes
     assert nodes["a"].type == "metric" and "t_cal" in json.dumps(nodes["a"].model_dump(mode="json"))
+
+
+def test_diagnose_false_skips_the_ior_diagnostics_and_changes_nothing_else():
+    """`diagnose = false` leaves out the zero-gradient and flat shares (none, not a made-up 0) and
+    gives the same success rate, flipped images and accuracies as with them."""
+    import torch
+
+    from expc.runtime.attacks.success import success
+    from expc.runtime.nets.build import build
+    from expc.runtime.ops.attacks import PgdParams
+
+    torch.manual_seed(0)
+    X = torch.rand(64, 8)
+    net = build({"kind": "mlp", "hidden": [16], "activation": "relu", "dropout": 0.0}, [8], 3, (0.0, 1.0), seed=0)
+    y = net(X).argmax(1).detach()
+    spec = PgdParams(eps=0.2, steps=3)
+    full = success(net, X, y, spec, 0.0, 1.0, classes=3, batch=32)
+    plain = success(net, X, y, spec, 0.0, 1.0, classes=3, batch=32, diagnose=False)
+    assert plain["zero_grad_share"] is None and plain["flat_share"] is None
+    assert full["zero_grad_share"] is not None
+    for k in ("asr", "flipped", "correct", "robust_accuracy", "clean_accuracy"):
+        assert plain[k] == full[k]

@@ -149,6 +149,8 @@ class AttackSuccessParams(Params):
     n: int | None = Field(None, ge=1, description="attack the first n examples (default: all)")
     batch: int = Field(512, ge=1, description="examples attacked at once")
     seed: int = Field(0, description="random starts and random search")
+    diagnose: bool = Field(True, description="compute the IOR diagnostics (zero_grad_share, flat_share): one "
+                           "input-gradient pass per batch; false leaves them out (none) and skips it")
 
     @field_validator("attack")
     @classmethod
