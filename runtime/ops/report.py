@@ -64,13 +64,26 @@ class HistoryParams(Params):
 
 @op("history", params=HistoryParams, returns="plot", inline=True)
 def history(p: HistoryParams, ctx=None) -> None:
-    """Objective per trial with the best so far (two objectives: their scatter with the Pareto set)."""
+    """Objective per trial with the best so far (two objectives: their scatter with the Pareto set); for a
+    strategy search, the best and mean objective of the population per generation."""
 
 
 @op("response", params=HistoryParams, returns="plot", inline=True)
 def response(p: HistoryParams, ctx=None) -> None:
     """Objective and measures against each searched param, a panel per (objective or measure, param): the
     shape of the search landscape, or a sweep's response curves (log axes for loguniform params)."""
+
+
+@op("species", params=HistoryParams, returns="plot", inline=True)
+def species(p: HistoryParams, ctx=None) -> None:
+    """A strategy search's species sizes per generation, a stacked area (one species for a strategy that
+    does not speciate: the population)."""
+
+
+@op("diversity", params=HistoryParams, returns="plot", inline=True)
+def diversity(p: HistoryParams, ctx=None) -> None:
+    """A strategy search's population diversity per generation: the mean pairwise distance of its
+    candidates (Genome.distance for architecture params, range shares for numbers)."""
 
 
 class CurvesParams(Params):
@@ -99,7 +112,7 @@ def cost(p: CostParams, ctx=None) -> None:
 
 # ----------------------------------------------------------------------------------------------- report
 
-_PLOTS = ("history", "response", "curves")
+_PLOTS = ("history", "response", "curves", "matrix", "species", "diversity")
 
 
 class ReportParams(Params):
@@ -111,7 +124,8 @@ class ReportParams(Params):
     member: str = Field("value", description="the member of a metric shown in a cell (e.g. nats_per_byte)")
     digits: int = Field(4, ge=1, le=12, description="significant digits of numbers")
     plot: Annotated[list[Any] | None, Deferred()] = Field(
-        None, description="history(search), response(search), curves(node, ...)"
+        None, description="history(search), response(search), curves(node, ...), matrix(continual run), "
+        "species(search), diversity(search)"
     )
     cost: Annotated[Any, Deferred()] = Field(None, description="cost(search, retrain), or a list of them")
 

@@ -15,12 +15,12 @@ runs).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from expc.runtime.registry import Deferred, Evaluates, Input, Labelled, Params, op
-from expc.runtime.types import value_type
+from expc.runtime.types import Shown, value_type
 
 
 def _search_summary(v) -> str | None:
@@ -35,13 +35,17 @@ def _search_summary(v) -> str | None:
         states[state] = states.get(state, 0) + 1
     others = ", ".join(f"{n} {s}" for s, n in states.items() if s != "complete")
     head = f"{len(trials)} trial{'s' if len(trials) != 1 else ''}" + (f" ({others})" if others else "")
+    if v.get("generations"):
+        head += f" in {len(v['generations'])} generations"
     measures = v.get("measures") or []
     if measures:
         head += f" measuring {', '.join(measures)}"
     if v.get("best_value") is None:
         return head
     objectives = v.get("objectives") or ["value"]
-    best = ", ".join(f"{k}={_num(x, 4)}" for k, x in (v.get("best") or {}).items())
+    described = v.get("described") or {}
+    best = ", ".join(f"{k}={' '.join(described[k]) if k in described else _num(x, 4)}"
+                     for k, x in (v.get("best") or {}).items())
     line = f"{head}, best {objectives[0]} = {_num(v['best_value'], 6)} at {best or 'no params'}"
     if len(objectives) > 1:
         line += f"; {len(v.get('pareto') or [])} on the Pareto front"
@@ -52,9 +56,28 @@ def _num(x, digits: int) -> str:
     return f"{x:.{digits}g}" if isinstance(x, float) else str(x)
 
 
-SEARCH = value_type("search", "the result of a search (members .best, .best_value, .trials, .pareto)",
-                    members={"best": "record", "best_value": "number", "trials": "list", "pareto": "list"},
-                    kinds={"search"}, summary=_search_summary)
+def _search_shown(v) -> Shown | None:
+    """A strategy search's generations as a table, and the best architecture as Genome.describe shows it."""
+    if not isinstance(v, dict) or not (v.get("generations") or v.get("described")):
+        return None
+    lines = []
+    for name, text in (v.get("described") or {}).items():
+        lines += [f"best {name}:"] + [f"  {line}" for line in text]
+    rows = tuple((g["generation"], _cell(g.get("best")), _cell(g.get("mean")), _cell(g.get("diversity")),
+                  g.get("candidates"), len(g.get("species") or [])) for g in v.get("generations") or [])
+    headers = ("generation", "best", "mean", "diversity", "candidates", "species") if rows else ()
+    return Shown(title="search generations", headers=headers, rows=rows, lines=tuple(lines))
+
+
+def _cell(x) -> str:
+    return "-" if x is None else _num(float(x), 4)
+
+
+SEARCH = value_type("search", "the result of a search (members .best, .best_value, .trials, .pareto; a strategy "
+                    "search also .generations)",
+                    members={"best": "record", "best_value": "number", "trials": "list", "pareto": "list",
+                             "generations": "list"},
+                    kinds={"search"}, summary=_search_summary, show=_search_shown)
 OBJECTIVE = value_type("objective", "a search objective (minimize / maximize)", node=False)
 SAMPLER = value_type("sampler", "an Optuna sampler", node=False)
 PRUNER = value_type("pruner", "an Optuna pruner", node=False)
@@ -205,9 +228,18 @@ class SearchParams(Params):
         None, description="evaluations recorded at every trial, {name: EVAL}, or a list [a, b] named after "
         "its items; each trial's `measures` holds their numbers"
     )
+    # `strategy` comes before the fields it excludes: their validators (which run only on given
+    # values) read it
+    strategy: Input["strategy"] = Field(None, description="instead of a sampler: a strategy asked and told a "
+                                        "generation at a time, evolution(...) or codeepneat(...)")
     sampler: Input["sampler"] = Field({"$op": "tpe", "seed": 0, "startup": 10},
                                       description="tpe(seed), random(seed), grid(), cmaes(seed)")
     trials: int = Field(20, ge=1, le=1_000_000, description="number of trials (a resumed search runs the rest)")
+    generations: int | None = Field(None, ge=1, le=100_000, description="with a strategy: the number of "
+                                    "generations (the budget; default 10)")
+    keep: Literal["best", "all"] = Field("best", description='with a strategy: "best" keeps only the best '
+                                         "candidate's results (trained networks) in the store, \"all\" every "
+                                         "candidate's; their metrics and genomes are always in the result")
     parallel: int = Field(1, ge=1, le=1024, description="trials at once: local worker processes, or Ray tasks "
                           'with backend = "ray"')
     pruner: Input["pruner"] = Field(None, description="median() or none")
@@ -253,6 +285,36 @@ class SearchParams(Params):
                 raise ValueError("expected a list of params: over = [w1, w2]")
         return v
 
+    @field_validator("sampler")
+    @classmethod
+    def _sampler(cls, v, info):
+        if info.data.get("strategy") is not None:
+            raise ValueError("give sampler = ... or strategy = ..., not both (a strategy proposes the candidates "
+                             "itself)")
+        return v
+
+    @field_validator("trials")
+    @classmethod
+    def _trials(cls, v, info):
+        if info.data.get("strategy") is not None:
+            raise ValueError("a strategy's budget is generations = N (each evaluates a population), not trials")
+        return v
+
+    @field_validator("generations", "keep")
+    @classmethod
+    def _strategy_only(cls, v, info):
+        if info.data.get("strategy") is None:
+            raise ValueError(f"{info.field_name} is a setting of a strategy search: add strategy = evolution(...) "
+                             "or remove it")
+        return v
+
+    @model_validator(mode="after")
+    def _one_objective(self):
+        if self.strategy is not None and (self.objective is None or isinstance(self.objective, list)
+                                          and len(self.objective) != 1):
+            raise ValueError("a strategy optimizes one objective: objective = maximize(EVAL) or minimize(EVAL)")
+        return self
+
     @model_validator(mode="after")
     def _sweep(self):
         if self.objective is None and self.measure is None:
@@ -274,9 +336,74 @@ def search(p: SearchParams, ctx) -> dict:
     `over`: its trials are all it has (no best). The study is kept in SQLite in the node's work dir (a
     killed search resumes) and copied into the result as study.sqlite.
 
+    With `strategy = evolution(...)` instead of a sampler, the search runs `generations` of candidates
+    asked of the strategy (architecture params such as `mlps(...)` and numbers alike); each trial has
+    its `generation`, the result also `generations` (per generation: best, mean, diversity, species),
+    and `keep = "best"` keeps only the best candidate's results in the store.
+
     search(objective = minimize(EVAL), trials = 20): optimize; search(objective = maximize(EVAL),
     measure = {name: EVAL}): optimize, and record more at every trial; search(measure = [EVAL, ...],
-    sampler = grid(), over = [p]): a sweep."""
+    sampler = grid(), over = [p]): a sweep; search(objective = maximize(EVAL), strategy =
+    evolution(population = 20), generations = 10): evolve."""
     from expc.runtime.search.driver import run_search
 
     return run_search(p, ctx)
+
+
+# ------------------------------------------------------------------------------- summaries of a search
+
+
+class TrialStatParams(Params):
+    search: Input["search"] = Field(description="a search (with a sampler or a strategy)")
+    measure: str | None = Field(None, min_length=1, description="a measure's name (default: the objective, the "
+                                "first of several)")
+    generation: int | None = Field(None, description="only this generation's candidates (a strategy search; -1: "
+                                   "the last)")
+
+
+def _trial_numbers(p: TrialStatParams) -> list[float]:
+    from expc.runtime.api import OpError
+
+    result = p.search
+    if not isinstance(result, dict) or not isinstance(result.get("trials"), list):
+        raise OpError("expected the result of a search", field="search")
+    trials = [t for t in result["trials"] if t.get("state") == "complete"]
+    if p.generation is not None:
+        gens = sorted({t.get("generation") for t in result["trials"] if t.get("generation") is not None})
+        if not gens:
+            raise OpError("the search has no generations (it used a sampler, not a strategy)", field="generation")
+        g = gens[-1] if p.generation == -1 else p.generation
+        if g not in gens:
+            raise OpError(f"the search has generations {gens[0]}..{gens[-1]}, not {p.generation}", field="generation")
+        trials = [t for t in trials if t.get("generation") == g]
+    if p.measure is not None:
+        if p.measure not in (result.get("measures") or []):
+            raise OpError(f"the search has no measure '{p.measure}'", field="measure",
+                          hint=f"its measures: {', '.join(result.get('measures') or []) or 'none'}")
+        xs = [(t.get("measures") or {}).get(p.measure) for t in trials]
+    elif not result.get("directions"):
+        raise OpError("a sweep has no objective: name one of its measures", field="measure")
+    else:
+        xs = [t["value"] if "value" in t else (t.get("values") or [None])[0] for t in trials]
+    xs = [float(x) for x in xs if isinstance(x, (int, float)) and not isinstance(x, bool)]
+    if not xs:
+        raise OpError("no finished candidate has that number", field="measure" if p.measure else "search")
+    return xs
+
+
+@op("mean", params=TrialStatParams, kinds={"eval"}, returns="metric", version=1)
+def mean(p: TrialStatParams, ctx=None) -> dict:
+    """The mean objective (or `measure`) over a search's finished trials or candidates (copies of an
+    earlier candidate included: each is a member of its generation); `n` counts them."""
+    xs = _trial_numbers(p)
+    return {"value": sum(xs) / len(xs), "n": len(xs)}
+
+
+@op("sd", params=TrialStatParams, kinds={"eval"}, returns="metric", version=1)
+def sd(p: TrialStatParams, ctx=None) -> dict:
+    """The sample standard deviation (n - 1) of the objective (or `measure`) over a search's finished
+    trials or candidates; 0 for one; `n` counts them, `mean` is their mean."""
+    import statistics
+
+    xs = _trial_numbers(p)
+    return {"value": statistics.stdev(xs) if len(xs) > 1 else 0.0, "n": len(xs), "mean": sum(xs) / len(xs)}

@@ -15,7 +15,8 @@ from expc.runtime.api import OpError  # noqa: E402
 
 def render(spec: dict, ctx, i: int) -> Path:
     kind = spec["$op"]
-    fig = {"history": _history, "response": _response, "curves": _curves}[kind](spec, ctx, f"plot.{i}")
+    fig = {"history": _history, "response": _response, "curves": _curves, "matrix": _matrix, "species": _generations,
+           "diversity": _generations}[kind](spec, ctx, f"plot.{i}")
     path = Path(ctx.out_dir) / f"{i:02d}_{kind}_{_subject(spec)}.png"
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -25,6 +26,8 @@ def render(spec: dict, ctx, i: int) -> Path:
 def _subject(spec: dict) -> str:
     if "search" in spec:
         return spec["search"]["$ref"]
+    if "run" in spec:
+        return spec["run"]["$ref"]
     return "_".join(n["$ref"] for n in spec.get("nodes", []))[:60]
 
 
@@ -55,8 +58,20 @@ def _y(trial: dict, where: int | str) -> float | None:
     return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
+def _generations(spec: dict, ctx, field: str):
+    """species(search), diversity(search): a strategy search's per-generation facts."""
+    from expc.runtime.report import generation_plots
+
+    name, result = _search(spec, ctx)
+    return getattr(generation_plots, spec["$op"])(name, result, field)
+
+
 def _history(spec: dict, ctx, field: str):
     name, result = _search(spec, ctx)
+    if result.get("generations"):  # a strategy search: best and mean per generation
+        from expc.runtime.report.generation_plots import history
+
+        return history(name, result, field)
     trials = _finished(result)
     dirs = result.get("directions") or []
     if not dirs:  # a sweep: each measure by trial
@@ -142,6 +157,14 @@ def _response(spec: dict, ctx, field: str):
     what = "objective" if len(series) == 1 and not result.get("measures") else "response"
     fig.suptitle(f"search {name}: {what} by param")
     return fig
+
+
+def _matrix(spec: dict, ctx, field: str):
+    """A continual run's accuracy matrix (runtime/continual/plot.py)."""
+    from expc.runtime.continual.plot import matrix_figure
+
+    name = spec["run"]["$ref"]
+    return matrix_figure(ctx.evaluate(name, {}), name)
 
 
 def _curves(spec: dict, ctx, field: str):

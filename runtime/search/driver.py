@@ -11,11 +11,20 @@ killed or cancelled search resumes: finished trials are kept and only the remain
 were running when the search stopped are marked failed and do not count. The sampler is reseeded
 from (seed, number of finished trials) before each ask, so with parallel = 1 a resumed study proposes
 exactly what an uninterrupted one would have.
+
+An architecture param (a Genome: `param arch ~ mlps(...)`) is searched by proxy: Optuna draws an
+integer seed and the trial's binding is the genome `sample(random.Random(seed))`; the genome itself is
+kept as the trial's user attribute "bindings" (what the result shows and `NAME.best` holds).
+
+With `strategy =` the loop is a strategy's (expc.runtime.search.generations), on the same study,
+evaluation and result code.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import random
 import sqlite3
 import time
 from typing import Any
@@ -24,11 +33,13 @@ import optuna
 from optuna.trial import TrialState
 
 from expc.runtime.api import MapResult, OpError, Pruned
-from expc.runtime.search.trial import (Measure, Target, is_finite, measure_value, measures_of, objective_value,
-                                       targets_of)
+from expc.runtime.capabilities import Genome
+from expc.runtime.search.trial import (Measure, Target, behaviour_value, is_finite, measure_value, measures_of,
+                                       objective_value, targets_of)
 
 _COUNTED = "expc_counted"  # user attr of trials that count toward `trials` (finished, even with nan)
 _MEASURES = "measures"  # user attr: the trial's measures, {name: number}
+_BINDINGS = "bindings"  # user attr: the trial's bindings as JSON, when they are not its Optuna params
 _SWEEP = 0.0  # what Optuna is told for every trial of a search without an objective
 
 
@@ -53,6 +64,18 @@ def searched_params(p, ctx, targets: list[Target]) -> list[str]:
     return names
 
 
+def bindings_of(params: dict[str, Any], space: dict[str, Any]) -> dict[str, Any]:
+    """A trial's bindings from its Optuna params: a genome param's value is the seed of its genome."""
+    return {n: space[n].sample(random.Random(int(v))) if isinstance(space.get(n), Genome) else v
+            for n, v in params.items()}
+
+
+def trial_bindings(t) -> dict[str, Any]:
+    """The bindings a stored trial was evaluated under."""
+    stored = t.user_attrs.get(_BINDINGS)
+    return json.loads(stored) if stored is not None else dict(t.params)
+
+
 def _open_study(ctx, directions: list[str], pruner) -> optuna.Study:
     url = f"sqlite:///{ctx.work_dir / 'study.sqlite'}"
     storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
@@ -69,6 +92,10 @@ def _counted(study: optuna.Study) -> int:
 
 def run_search(p, ctx) -> dict:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if p.strategy is not None:
+        from expc.runtime.search.generations import run_strategy
+
+        return run_strategy(p, ctx)
     started = time.time()
     targets = targets_of(p.objective)
     measures = measures_of(p.measure)
@@ -80,7 +107,10 @@ def run_search(p, ctx) -> dict:
     grid = None
     points = p.sampler.grid_points()
     if points is not None:
-        grid = {n: d.grid(points) for n, d in space.items()}
+        try:
+            grid = {n: d.grid(points) for n, d in space.items()}
+        except ValueError as e:  # an architecture param has no grid
+            raise OpError(str(e), field="sampler") from None
         size = math.prod(len(v) for v in grid.values())
         if trials > size:
             ctx.warn(f"the grid has {size} points; running {size} trials, not {trials}", field="trials")
@@ -92,6 +122,7 @@ def run_search(p, ctx) -> dict:
         if remote:
             ctx.warn("trials in worker processes or Ray tasks are not pruned (only with parallel = 1)",
                      field="pruner")
+    genomes = any(isinstance(d, Genome) for d in space.values())
     p.sampler.make(0, grid, multi)  # reports a sampler that cannot run before any work
     pruner = p.pruner.make() if p.pruner is not None else optuna.pruners.NopPruner()
     study = _open_study(ctx, [t.direction for t in targets] or ["minimize"], pruner)
@@ -111,8 +142,13 @@ def run_search(p, ctx) -> dict:
             for _ in range(1 if first else min(p.parallel, trials - done)):
                 # Reseed from the count of trials finished or asked: deterministic for parallel = 1.
                 study.sampler = p.sampler.make(done + len(asked), grid, multi)
-                asked.append(study.ask(dists))
-            outcomes = _evaluate(ctx, targets, measures, asked, p.parallel, first, metric)
+                trial = study.ask(dists)
+                if genomes:
+                    trial.set_user_attr(_BINDINGS, json.dumps(bindings_of(trial.params, space), sort_keys=True))
+                asked.append(trial)
+            bindings = [trial_bindings(t) for t in asked]
+            hooks = [_pruning_hook(t, metric, t.number) for t in asked] if metric else None
+            outcomes = evaluate(ctx, targets, measures, bindings, p.parallel, first, hooks)
             told = _tell(study, ctx, names, asked, outcomes, sweep=not targets)
             done += told
             advance(told)
@@ -123,19 +159,19 @@ def run_search(p, ctx) -> dict:
     return _result(study, ctx, targets, measures, names, dists, time.time() - started)
 
 
-def _evaluate(ctx, targets: list[Target], measures: list[Measure], asked: list, parallel: int,
-              in_process: bool, metric: str | None) -> list[tuple[MapResult | None, list[float], dict, float]]:
-    """Each asked trial's (failure or None, objective values, measures, seconds): one ctx.map per
-    objective, then one per measure, each only over the trials the earlier ones did not fail (they
-    find the shared work stored)."""
-    bindings = [dict(t.params) for t in asked]
-    hooks = [_pruning_hook(t, metric, t.number) for t in asked] if metric else None
+def evaluate(ctx, targets: list[Target], measures: list[Measure], bindings: list[dict], parallel: int,
+             in_process: bool, hooks: list | None = None, raw: set[str] = frozenset()
+             ) -> list[tuple[MapResult | None, list[float], dict, float]]:
+    """Each binding's (failure or None, objective values, measures, seconds): one ctx.map per
+    objective, then one per measure, each only over the bindings the earlier ones did not fail (they
+    find the shared work stored). `hooks[i]` sees the metrics binding i's objective logs (pruning);
+    a measure named in `raw` is kept as the node gave it (a novelty behaviour vector)."""
     failed: dict[int, MapResult] = {}
-    values: list[list[float]] = [[] for _ in asked]
-    measured: list[dict[str, float]] = [{} for _ in asked]
-    seconds = [0.0] * len(asked)
+    values: list[list[float]] = [[] for _ in bindings]
+    measured: list[dict[str, Any]] = [{} for _ in bindings]
+    seconds = [0.0] * len(bindings)
     for target in [*targets, *measures]:
-        todo = [i for i in range(len(asked)) if i not in failed]
+        todo = [i for i in range(len(bindings)) if i not in failed]
         objective = isinstance(target, Target)
         on_metric = (lambda j, *a, todo=todo: hooks[todo[j]](*a)) if hooks and objective else None
         results = ctx.map(target.node, [bindings[i] for i in todo], parallel=parallel, on_metric=on_metric,
@@ -146,9 +182,11 @@ def _evaluate(ctx, targets: list[Target], measures: list[Measure], asked: list, 
                 failed[i] = r
             elif objective:
                 values[i].append(objective_value(r.value, target))
+            elif target.name in raw:
+                measured[i][target.name] = behaviour_value(r.value, target)
             else:
                 measured[i][target.name] = measure_value(r.value, target)
-    return [(failed.get(i), values[i], measured[i], seconds[i]) for i in range(len(asked))]
+    return [(failed.get(i), values[i], measured[i], seconds[i]) for i in range(len(bindings))]
 
 
 def _pruning_hook(trial: optuna.trial.Trial, metric: str, number: int):
@@ -198,7 +236,7 @@ def _tell(study, ctx, names, asked: list, outcomes, sweep: bool) -> int:
         for name, v in measured.items():
             ctx.log(f"measure.{name}", v, step=number)
         for n in names:
-            v = trial.params.get(n)
+            v = trial_bindings(trial).get(n)
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 ctx.log(f"param.{n}", float(v), step=number)
         counted += 1
@@ -209,7 +247,7 @@ def _tell(study, ctx, names, asked: list, outcomes, sweep: bool) -> int:
 
 
 def _trial_row(t: optuna.trial.FrozenTrial, multi: bool, sweep: bool, measures: list[Measure]) -> dict:
-    row: dict[str, Any] = {"number": t.number, "params": dict(t.params), "state": t.state.name.lower(),
+    row: dict[str, Any] = {"number": t.number, "params": trial_bindings(t), "state": t.state.name.lower(),
                            "seconds": t.user_attrs.get("seconds")}
     if multi:
         row["values"] = list(t.values) if t.values is not None else None
@@ -218,6 +256,11 @@ def _trial_row(t: optuna.trial.FrozenTrial, multi: bool, sweep: bool, measures: 
     if measures:
         recorded = t.user_attrs.get(_MEASURES) or {}
         row["measures"] = {m.name: recorded.get(m.name) for m in measures}
+    predicted = t.system_attrs.get("expc_predicted")  # the predictor pruner's forecast (runtime/search/predictor.py)
+    if isinstance(predicted, (int, float)):
+        row["predicted"] = float(predicted)
+    if t.user_attrs.get("error"):
+        row["error"] = t.user_attrs["error"]
     return row
 
 
@@ -249,17 +292,28 @@ def _result(study: optuna.Study, ctx, targets: list[Target], measures: list[Meas
         pareto = sorted(study.best_trials, key=lambda t: t.number)
         sign = 1 if targets[0].direction == "minimize" else -1
         best = min(pareto, key=lambda t: (sign * t.values[0], t.number))
-        out["pareto"] = [{"number": t.number, "params": dict(t.params), "values": list(t.values)} for t in pareto]
-        out["best"] = dict(best.params)
+        out["pareto"] = [{"number": t.number, "params": trial_bindings(t), "values": list(t.values)} for t in pareto]
+        out["best"] = trial_bindings(best)
         out["best_value"] = best.values[0]
         out["best_values"] = list(best.values)
     else:
         best = study.best_trial
-        out["best"] = dict(best.params)
+        out["best"] = trial_bindings(best)
         out["best_value"] = best.value
         out["pareto"] = []
     out["best_trial"] = best.number
+    out["described"] = describe_genomes(out["best"], ctx)
     _copy_study(ctx)
+    return out
+
+
+def describe_genomes(bindings: dict[str, Any] | None, ctx) -> dict[str, list[str]]:
+    """Genome.describe of each architecture param of `bindings` ({param: lines}; what `expc show` prints)."""
+    out = {}
+    for n, v in (bindings or {}).items():
+        d = ctx.distribution(n)
+        if isinstance(d, Genome):
+            out[n] = d.describe(v)
     return out
 
 

@@ -40,6 +40,11 @@ class Strategy:
     def tell(self, results: list[Told]) -> None:
         raise NotImplementedError
 
+    def members(self) -> list[tuple[dict[str, Any], float | None]]:
+        """The population after the last tell, as (bindings, fitness): the driver's per-generation best,
+        mean and diversity are over it. Empty (the default): over the candidates just told."""
+        return []
+
     def generation_stats(self) -> dict[str, Any]:
         """JSON facts about the generation just told (e.g. {"species": [sizes], "diversity": x}):
         the search result keeps them per generation for the history/species/diversity plots."""
@@ -55,3 +60,8 @@ class StrategyParams(Params):
         """A fresh strategy over the searched params (name -> distribution; architecture params are
         expc.runtime.capabilities.Genome)."""
         raise NotImplementedError
+
+    def behaviour(self) -> str | None:
+        """The measure whose value (a number or a vector) the driver passes as Told.behaviour (novelty
+        search); None: the strategy needs none."""
+        return None

@@ -79,5 +79,32 @@ def measure_value(value: Any, measure: Measure) -> float:
     return number_of(value, measure.node, measure.path, f"measure.{measure.name}", "measure")
 
 
+def behaviour_value(value: Any, measure: Measure) -> list[float]:
+    """A novelty behaviour: the measure's number, or its vector (a list of numbers, nested lists
+    flattened), after following the member path and a metric's "value"."""
+    for m in measure.path:
+        try:
+            value = value[m]
+        except (KeyError, IndexError, TypeError):
+            raise OpError(f"the result of '{measure.node}' has no member '{m}'",
+                          field=f"measure.{measure.name}") from None
+    if isinstance(value, dict) and "value" in value:
+        value = value["value"]
+    flat: list[float] = []
+    stack = [value]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, list):
+            stack.extend(reversed(x))
+        elif isinstance(x, (int, float)) and not isinstance(x, bool):
+            flat.append(float(x))
+        else:
+            raise OpError(f"the behaviour '{measure.label}' must be a number or a list of numbers, got "
+                          f"{type(x).__name__}", field=f"measure.{measure.name}")
+    if not flat:
+        raise OpError(f"the behaviour '{measure.label}' is empty", field=f"measure.{measure.name}")
+    return flat
+
+
 def is_finite(values: list[float]) -> bool:
     return all(math.isfinite(v) for v in values)
