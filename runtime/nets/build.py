@@ -18,6 +18,23 @@ import torch.nn.functional as F
 ACTIVATIONS = {"relu": F.relu, "tanh": torch.tanh, "gelu": F.gelu, "silu": F.silu, "sigmoid": torch.sigmoid}
 
 
+def sloped_sigmoid(x: torch.Tensor, slope: float = 1.0, offset: float = 0.0) -> torch.Tensor:
+    """sigmoid(slope * (x - offset)): the `sigmoid(slope, offset)` activation value."""
+    return torch.sigmoid(slope * (x - offset)) if offset else torch.sigmoid(slope * x)
+
+
+def activation(spec):
+    """The function of an architecture's activation: a name ("relu"), or an activation value's record
+    ({"kind": "sigmoid", "slope": 2.0, "offset": 0.0}, see runtime/ops/activations.py)."""
+    import functools
+
+    if isinstance(spec, dict):
+        if spec.get("kind") != "sigmoid":
+            raise ValueError(f"unknown activation {spec!r}")
+        return functools.partial(sloped_sigmoid, slope=float(spec["slope"]), offset=float(spec["offset"]))
+    return ACTIVATIONS[spec]
+
+
 class Classifier(nn.Module):
     """conv blocks (cnn only), dense hidden layers, a linear head; logits out."""
 
@@ -27,7 +44,7 @@ class Classifier(nn.Module):
         self.input_shape = list(input_shape)
         lo, hi = float(input_range[0]), float(input_range[1])
         self.shift, self.scale = lo, (1.0 / (hi - lo) if hi > lo else 1.0)
-        self.act = ACTIVATIONS[arch["activation"]]
+        self.act = activation(arch["activation"])
         self.dropout = float(arch.get("dropout", 0.0))
         self.conv = nn.ModuleList()
         self.pool = None
@@ -85,6 +102,7 @@ def image_shape(shape: list[int]) -> tuple[int, int, int]:
 BUILDERS: dict[str, str] = {
     "mlp": "expc.runtime.nets.build:Classifier",
     "cnn": "expc.runtime.nets.build:Classifier",
+    "network": "expc.runtime.nets.network:Network",
 }
 
 
@@ -101,5 +119,6 @@ def build(arch: dict, input_shape: list[int], classes: int, input_range: tuple[f
     """A classifier with torch's default initialization drawn from `seed` (the global RNG is untouched)."""
     cls = builder(arch["kind"])
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        # the CPU generator only: torch.manual_seed would also queue seeds for CUDA past the fork
+        torch.default_generator.manual_seed(seed)
         return cls(arch, input_shape, classes, input_range)
