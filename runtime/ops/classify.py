@@ -82,14 +82,18 @@ def calibrate(p: ClassifyParams, ctx) -> dict:
 
 
 class NParamsParams(Params):
-    model: Input["model"] = Field(description="any model")
+    model: Input["model", "continual"] = Field(description="any model, or a continual run")
 
 
 @op("n_params", params=NParamsParams, kinds={"eval"}, returns="metric", version=1)
 def n_params(p: NParamsParams, ctx=None) -> dict:
     """The number of parameters (value), read from the safetensors headers; also the number of
-    tensors and of head.* parameters."""
+    tensors and of head.* parameters. Of a continual run: the parameters it must keep (backbone,
+    adapters and heads), with each part."""
     from pathlib import Path
+
+    if isinstance(p.model, dict) and "n_params" in p.model:  # a continual run (runtime/ops/continual.py)
+        return dict(p.model["n_params"])
 
     from expc.runtime.merge.modeldir import load_operand
 
