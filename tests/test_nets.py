@@ -145,3 +145,15 @@ def test_bad_fit_arguments_are_located(project):
 def test_a_cnn_is_not_a_poet_agent(project):
     path = project('env e = gym("Pendulum-v1")\npoet p {\n  env = e\n  agent = cnn()\n}\n')
     assert summary(path) == [("E401", 4, 11, "invalid value for 'agent' of poet(): Value error, expected mlp(...)")]
+
+
+def test_each_architecture_trains_on_its_own_modality(project):
+    """fit's model and data agree by type (Agrees): a language model on tensors, a recurrent net on
+    text, and a validation set of the wrong modality are check-time errors at the argument."""
+    path = project('data prose = split(text("prose.txt"), test = 0.5)\ndata d = split(digits())\n'
+                   "train a = fit(rnn_lm(), d.train, steps = 10)\n"
+                   "train b = fit(lstm(hidden = 4), prose.train, steps = 10)\n"
+                   "train c = fit(mlp(), d.train, steps = 10, validation = prose.test)\n")
+    assert summary(path) == [("E301", 3, 25, "argument 'data' of fit() expects data, got tensors"),
+                             ("E301", 4, 33, "argument 'data' of fit() expects episodes, got data"),
+                             ("E301", 5, 56, "argument 'validation' of fit() expects tensors, got data")]

@@ -40,10 +40,15 @@ class EvalParams(Params):
 
 def _evaluate(p: EvalParams, ctx) -> dict:
     from expc.runtime.api import OpError
+    from expc.runtime.nets.rnn_lm import is_rnn_lm
     from expc.runtime.train.evaluate import metrics, stream_loss
     from expc.runtime.train.modeling import load_for_context
     from expc.runtime.train.tokens import check_stream
 
+    if is_rnn_lm(p.model):  # a recurrent LM trained by fit(rnn_lm(...), text)
+        from expc.runtime.train.rnn_fit import evaluate
+
+        return evaluate(p, ctx)
     lm, tok, context = load_for_context(p.model, p.context, ctx)
     stream = tok.stream(p.data.examples())
     check_stream(stream, 1, f"the evaluation data ({p.data.source})")
@@ -54,9 +59,19 @@ def _evaluate(p: EvalParams, ctx) -> dict:
     return metrics(nats, n, n_bytes)
 
 
-@op("loss", params=EvalParams, kinds={"eval"}, returns="metric", version=1)
-def loss(p: EvalParams, ctx) -> dict:
-    """Mean next-token cross-entropy (nats per token) on the data; also nats/bits per byte."""
+class LossParams(EvalParams):
+    data: Input["data", "episodes"] = Field(description="held-out examples, or episodes (a recurrent net's)")
+
+
+@op("loss", params=LossParams, kinds={"eval"}, returns="metric", version=1)
+def loss(p: LossParams, ctx) -> dict:
+    """Mean next-token cross-entropy (nats per token) on the data; also nats/bits per byte. On
+    `episodes`: a recurrent net's mean binary cross-entropy per bit at the probe (see `error`)."""
+    if getattr(p.data, "tag", None) == "episodes":
+        from expc.runtime.plastic.train import error_of
+
+        m = error_of(p.model, p.data, ctx)
+        return {"value": m["loss"], **m}
     m = _evaluate(p, ctx)
     return {"value": m["nats_per_token"], **m}
 

@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from expc.runtime.ops.optim import OPTIMIZERS
+from expc.runtime.capabilities import Agrees
 from expc.runtime.registry import Input, Params, op
 from expc.runtime.types import value_type
 from expc.runtime.values import ModelDir
@@ -26,9 +27,12 @@ CLASSIFIER = value_type("classifier", "a trained classifier (fit): a model whose
 
 
 class FitParams(Params):
-    model: Input["net", "classifier"] = Field(
-        description="an architecture (mlp(...), cnn(...)) or a classifier to continue")
-    data: Input["tensors"] = Field(description="training examples (feature arrays with labels)")
+    model: Input["net", "recurrent", "rnn_lm", "classifier"] = Field(
+        description="an architecture (mlp(...), cnn(...); rnn(...), lstm(...), plastic_rnn(...) for episodes; "
+        "rnn_lm(...) for text) or a classifier to continue")
+    data: Input["tensors", "episodes", "data"] = Field(
+        description="training examples (feature arrays with labels), episodes for a recurrent net, or text for "
+        "rnn_lm(...)")
     optimizer: Input["optimizer"] = Field({"$op": "adam", "lr": 1e-3}, description="sgd(...), adam(...) or fop(...)")
     epochs: int | None = Field(None, ge=1, description="passes over the data (or give steps)")
     steps: int | None = Field(None, ge=1, description="optimizer steps (or give epochs)")
@@ -40,7 +44,8 @@ class FitParams(Params):
     adversarial: Input["attack"] = Field(
         None, description="train on the attack's adversarial version of each batch (adversarial training, "
         "Madry et al. 2018): fgsm(...), pgd(...); the attack sees logits / temperature")
-    validation: Input["tensors"] = Field(None, description="held-out examples: val_loss and val_accuracy are logged")
+    validation: Input["tensors", "data"] = Field(None, description="held-out examples: val_loss and val_accuracy are "
+                                                 "logged (a language model: val_loss on held-out text)")
     validate_every: int | None = Field(None, ge=1, description="steps between validations (default: at the end only)")
     schedule: Literal["constant", "cosine", "linear"] = Field("constant",
                                                              description="learning-rate decay after warmup")
@@ -64,7 +69,14 @@ class FitParams(Params):
         return self
 
 
-@op("fit", params=FitParams, kinds={"train", "model"}, returns="classifier", version=1)
+# what each kind of architecture trains on (a check-time type error otherwise, naming both types)
+TRAINS_ON = Agrees(on="model", field="data", table=(
+    ("net", ("tensors",)), ("classifier", ("tensors",)), ("recurrent", ("episodes",)), ("rnn_lm", ("data",))))
+VALIDATES_ON = Agrees(on="model", field="validation", table=TRAINS_ON.table)
+
+
+@op("fit", params=FitParams, kinds={"train", "model"}, returns="classifier", version=1,
+    agrees=(TRAINS_ON, VALIDATES_ON))
 def fit(p: FitParams, ctx) -> ModelDir:
     """Train a classifier: minibatches in a seeded order, the loss of logits / temperature, the
     optimizer's steps under the schedule. Logs loss and accuracy (means over each 10 steps; with

@@ -58,7 +58,9 @@ class Architecture(Params):
 
 class MlpParams(Architecture):
     hidden: list[int] | None = Field(None, description="hidden layer widths (default [64]; [40, 40] for a POET agent)")
-    activation: Activation | None = Field(None, description="hidden activation (default relu; tanh for a POET agent)")
+    activation: Activation | dict | None = Field(
+        None, description="hidden activation: a name, or an activation value such as sigmoid(slope = 2) "
+        "(default relu; tanh for a POET agent)")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout after each hidden layer (classifiers only)")
     inputs: int | None = Field(None, ge=1, le=100_000, description="input size (default: from the data or env)")
     outputs: int | None = Field(None, ge=1, le=100_000,
@@ -67,7 +69,11 @@ class MlpParams(Architecture):
     @field_validator("activation", mode="before")
     @classmethod
     def _activation(cls, v):
-        return check_activation(v)
+        from expc.runtime.ops import activations
+
+        if isinstance(v, Params):  # an activation value already built: back to its JSON form
+            v = activations.wire(v)
+        return activations.check_value(v) if isinstance(v, dict) else check_activation(v)
 
     @field_validator("hidden")
     @classmethod
@@ -76,8 +82,10 @@ class MlpParams(Architecture):
 
     def arch(self, defaults: dict) -> dict:
         """The architecture as stored in a classifier's config.json, defaults filled in."""
+        from expc.runtime.ops.activations import to_json
+
         return {"kind": "mlp", "hidden": list(self.hidden if self.hidden is not None else defaults["hidden"]),
-                "activation": self.activation or defaults["activation"], "dropout": self.dropout}
+                "activation": to_json(self.activation or defaults["activation"]), "dropout": self.dropout}
 
     def check_data(self, shape, classes):
         import math

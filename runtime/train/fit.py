@@ -224,6 +224,18 @@ def _diverged(ctx, cfg: FitConfig, step: int, value: float, work_dir: Path | Non
 
 def run_fit(p, ctx):
     """The `fit` operator (runtime/ops/fit.py): build or load the network, train it, save it."""
+    from expc.runtime.data.values import TextData
+
+    if getattr(p.model, "trains_on_text", False) or isinstance(p.data, TextData):
+        from expc.runtime.train.rnn_fit import run_rnn_fit  # a recurrent LM (rnn_lm(...)) on text
+
+        return run_rnn_fit(p, ctx)
+    from expc.runtime.ops.plastic import RecurrentArch
+
+    if isinstance(p.model, RecurrentArch) or getattr(p.data, "tag", None) == "episodes":
+        from expc.runtime.plastic.train import run_fit_episodes  # recurrent nets on episodes
+
+        return run_fit_episodes(p, ctx)
     from expc.runtime.nets.build import build
     from expc.runtime.nets.load import config_of, load_classifier, save_classifier
     from expc.runtime.ops.nets import CLASSIFIER_DEFAULTS, Architecture
