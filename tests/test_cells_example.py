@@ -51,3 +51,6 @@ def test_the_predictor_predicts_once_warmup_candidates_finished(results):
     finished_first = sorted(t for t, s in states.items() if s == "COMPLETE")[:2]
     assert predicted and not set(finished_first) & set(predicted)  # nothing predicted before warmup
     assert all(isinstance(json.loads(v), float) for v in predicted.values())
+    # the result's trials carry the forecasts, so rank_correlation(evo, x = "predicted", ...) can use them
+    rows = [t for t in results["evo"].value["trials"] if "predicted" in t]
+    assert len(rows) == len(predicted) and all(isinstance(t["predicted"], float) for t in rows)

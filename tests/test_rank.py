@@ -56,3 +56,16 @@ def test_problems_are_reported_at_their_argument(tmp_path):
     with pytest.raises(OpError) as e:
         rank(tmp_path, flat, x="a", y="b")
     assert (e.value.field, e.value.message) == ("x", "'a' has the same value in every trial: no ranking to compare")
+
+
+def test_the_predictor_pruners_forecasts_rank_against_the_objective(tmp_path):
+    """`x = "predicted"`: the predictor pruner's forecast kept with each trial (runtime/search/predictor.py);
+    a search whose trials have none does not offer the name."""
+    s = search(ROWS)
+    forecasts = [2.5, 1.5, 2.0, 4.0, 4.5]
+    for t, f in zip(s["trials"], forecasts):
+        t["predicted"] = f
+    r = rank(tmp_path, s, x="predicted", y="objective")
+    assert r["value"] == pytest.approx(stats.spearmanr(forecasts, [row[1] for row in ROWS]).statistic)
+    with pytest.raises(OpError, match="no measure, param or objective named 'predicted'"):
+        rank(tmp_path, search(ROWS), x="predicted", y="objective")
