@@ -291,3 +291,22 @@ search s { objective = maximize(acc), strategy = evolution(population = 4, seed 
 """)
     s, r = run(f, tmp_path / "store")
     assert r.status != "ok" and "training loss is nan" in str(r.failure)
+
+
+@pytest.mark.slow
+def test_candidates_run_as_ray_tasks_with_the_local_results(tmp_path):
+    """A generation's candidates go through the same map as parallel trials, so on a local Ray
+    instance they give the candidates and values of the local run."""
+    pytest.importorskip("ray")
+    search = "search s { objective = maximize(acc), strategy = evolution(population = 4, seed = 2), generations = 2, parallel = 2 }"
+    f = program(tmp_path, search, steps=20)
+    ray_session = Session.open(f, cache=tmp_path / "ray", settings={"backend": "ray"})
+    r = ray_session.run()
+    assert r.status == "ok", r.failure
+    _, local = run(f, tmp_path / "local")
+    assert [(t["params"], t["value"]) for t in r.results["s"]["trials"]] == [
+        (t["params"], t["value"]) for t in local.results["s"]["trials"]]
+    db = sqlite3.connect(str(tmp_path / "ray" / "runs.sqlite"))
+    pids = {p for (p,) in db.execute("SELECT pid FROM node_runs WHERE op='fit' AND status='ran'")}
+    db.close()
+    assert len(pids) >= 2  # the search's process and Ray's workers
