@@ -136,3 +136,26 @@ class Genome(Distribution):
         from optuna.distributions import IntDistribution
 
         return IntDistribution(0, 2**31 - 1)  # the seed of sample(); see the class docstring
+
+
+class SpaceGenome(Genome):
+    """A Genome whose search operations are those of a space object built from its fields by `_space()`
+    (e.g. runtime/genomes/cells.py's CellSpace), imported only then: the params model stays light."""
+
+    def _space(self):
+        raise NotImplementedError
+
+    def contains(self, value: Any) -> str | None:
+        return self._space().contains(value)
+
+    def sample(self, rng) -> dict:
+        return self._space().sample(rng)
+
+    def mutate(self, genome: dict, rng) -> dict:
+        return self._space().mutate(genome, rng)
+
+    def crossover(self, a: dict, b: dict, rng) -> tuple[dict, dict]:
+        return self._space().crossover(a, b, rng)
+
+    def distance(self, a: dict, b: dict) -> float:
+        return self._space().distance(a, b)

@@ -42,3 +42,13 @@ def subprocess_env():
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def compile_errors(path: Path) -> list[tuple[str, int, int, str]]:
+    """(code, line, column, message) of each diagnostic that compiling `path` raises."""
+    from expc.interpreter.compiler import compile
+    from expc.spec.diagnostics import CompileError
+
+    with pytest.raises(CompileError) as info:
+        compile(path)
+    return [(d.code, d.span.line, d.span.col, d.message) for d in info.value.diagnostics]

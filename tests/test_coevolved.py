@@ -9,6 +9,7 @@ import random
 import pytest
 import torch
 from _opctx import OpContext, run
+from conftest import compile_errors
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,7 +22,6 @@ from expc.runtime.ops import data as D
 from expc.runtime.ops import fit as FIT
 from expc.runtime.ops import tensors as TS
 from expc.runtime.registry import load_registry
-from expc.spec.diagnostics import CompileError
 
 REG = load_registry()
 SPACE = CO.coevolved.params()  # the space: conv [4, 32] x [1, 3], dense [16, 128], dropout [0, 0.5]
@@ -130,12 +130,6 @@ def project(tmp_path, monkeypatch):
     return write
 
 
-def summary(path):
-    with pytest.raises(CompileError) as info:
-        compile(path)
-    return [(d.code, d.span.line, d.span.col, d.message) for d in info.value.diagnostics]
-
-
 def test_a_coevolved_param_is_a_net(project):
     path = project("param arch ~ coevolved(genes = [conv(channels = [4, 32], kernel = [1, 3]), dense(units = [16, 128]),\n"
                    "                               dropout(rate = [0, 0.5])], module_size = [1, 3], blueprint_size = [1, 4])\n"
@@ -150,7 +144,7 @@ def test_bad_spaces_are_located(project):
                    "param c ~ coevolved(genes = [conv(), conv(kernel = [1, 5])])\n"
                    "param e ~ coevolved(genes = [dense(units = [0, 8])])\n"
                    "param f ~ coevolved(genes = [dense(), mlp()])\n")
-    assert summary(path) == [
+    assert compile_errors(path) == [
         ("E401", 1, 29, "invalid value for 'genes' of coevolved(): Value error, genes is empty: give at least one of "
                         "conv(...), dense(...), dropout(...)"),
         ("E401", 2, 35, "invalid value for 'module_size' of coevolved(): Value error, module_size = [3, 1]: lo must "
@@ -168,7 +162,7 @@ def test_a_written_network_is_checked(project):
                    '                      modules = [{layers: [{type: "conv", channels: 8, kernel: 3}], edges: []}]), d, steps = 1)\n'
                    'train b = fit(network(blueprint = {nodes: [0, 1], edges: []},\n'
                    '                      modules = [{layers: [{type: "dense", units: 8}], edges: []}]), d, steps = 1)\n')
-    assert summary(path) == [("E401", 4, 15, "invalid value of network(): Value error, a blueprint node is the index "
+    assert compile_errors(path) == [("E401", 4, 15, "invalid value of network(): Value error, a blueprint node is the index "
                                              "of a module (0 to 0), got 1")]
 
 

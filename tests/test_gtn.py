@@ -10,10 +10,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from _opctx import OpContext, run
+from conftest import compile_errors
 from safetensors.torch import load_file
 
 from expc.interpreter.compiler import compile
-from expc.spec.diagnostics import CompileError
 from expc.runtime.api import OpError
 from expc.runtime.meta.inner import forward, initial, unroll
 from expc.runtime.ops import classify as C
@@ -220,12 +220,6 @@ def project(tmp_path):
     return write
 
 
-def diagnostics(path):
-    with pytest.raises(CompileError) as info:
-        compile(path)
-    return [(d.code, d.span.line, d.span.col, d.message) for d in info.value.diagnostics]
-
-
 def test_the_family_type_checks(project):
     path = project("data d = digits()\n"
                    "meta t = gtn(learners = [mlp(), cnn()], real = d, curriculum = \"learned\")\n"
@@ -242,7 +236,7 @@ def test_bad_arguments_are_located(project):
                    "train m = fit(mlp(activation = adam()), d, steps = 3)\n"
                    "train n = fit(mlp(activation = sigmoid(slope = 500)), d, steps = 3)\n"
                    "train o = fit(mlp(activation = \"sigmod\"), d, steps = 3)\n")
-    assert diagnostics(path) == [
+    assert compile_errors(path) == [
         ("E301", 2, 26, "argument 'learners' of gtn() expects a list of net, but an item is optimizer"),
         ("E401", 3, 57, "invalid value for 'curriculum' of gtn(): Input should be 'none' or 'learned' (got 'fixed')"),
         ("E401", 4, 32, "invalid value for 'activation' of mlp(): Value error, expected an activation name or "

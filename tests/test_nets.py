@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 from _opctx import OpContext
+from conftest import compile_errors
 from safetensors.torch import load_file
 
 from expc.interpreter.compiler import compile
@@ -16,7 +17,6 @@ from expc.runtime.nets.build import build
 from expc.runtime.nets.load import config_of, load_classifier, read_config, save_classifier
 from expc.runtime.ops import classify as C
 from expc.runtime.ops import nets as N
-from expc.spec.diagnostics import CompileError
 
 
 def test_mlp_defaults_differ_by_use():
@@ -98,12 +98,6 @@ def project(tmp_path, monkeypatch):
     return write
 
 
-def summary(path):
-    with pytest.raises(CompileError) as info:
-        compile(path)
-    return [(d.code, d.span.line, d.span.col, d.message) for d in info.value.diagnostics]
-
-
 def test_architectures_are_values(project):
     path = project('param arch ~ choice(mlp(hidden = [32]), cnn(channels = [8]), default = mlp(hidden = [32]))\n'
                    'model a = mlp(hidden = [8])\n'
@@ -116,12 +110,12 @@ def test_architectures_are_values(project):
 def test_text_data_is_a_type_error_naming_both_types(project):
     path = project('data prose = split(text("prose.txt"), test = 0.5)\n'
                    "train clf = fit(mlp(), prose.train, steps = 10)\n")
-    assert summary(path) == [("E301", 2, 24, "argument 'data' of fit() expects tensors, got data")]
+    assert compile_errors(path) == [("E301", 2, 24, "argument 'data' of fit() expects tensors, got data")]
 
 
 def test_unknown_activation_suggests_the_closest(project):
     path = project('data d = digits()\ntrain clf = fit(mlp(activation = "rleu"), d, steps = 10)\n')
-    assert summary(path) == [("E401", 2, 34, "invalid value for 'activation' of mlp(): unknown activation 'rleu': "
+    assert compile_errors(path) == [("E401", 2, 34, "invalid value for 'activation' of mlp(): unknown activation 'rleu': "
                               "did you mean 'relu'? (one of relu, tanh, gelu, silu, sigmoid) (got 'rleu')")]
 
 
@@ -132,7 +126,7 @@ def test_bad_fit_arguments_are_located(project):
                    "train c = fit(mlp(), d, optimizer = es(), steps = 10)\n"
                    "train e = fit(mlp(), d, optimizer = sgd(lr = 0.1, nesterov = true), steps = 10)\n"
                    "train f = fit(mlp(), d, adversarial = adam(), steps = 10)\n")
-    assert summary(path) == [
+    assert compile_errors(path) == [
         ("E401", 2, 51, "invalid value for 'temperature' of fit(): Input should be greater than 0 (got 0)"),
         ("E401", 3, 28, "invalid value for 'kernel' of cnn(): Input should be greater than or equal to 1 (got 0)"),
         ("E301", 4, 37, "argument 'optimizer' of fit() expects optimizer, got es"),
@@ -144,7 +138,7 @@ def test_bad_fit_arguments_are_located(project):
 
 def test_a_cnn_is_not_a_poet_agent(project):
     path = project('env e = gym("Pendulum-v1")\npoet p {\n  env = e\n  agent = cnn()\n}\n')
-    assert summary(path) == [("E401", 4, 11, "invalid value for 'agent' of poet(): Value error, expected mlp(...)")]
+    assert compile_errors(path) == [("E401", 4, 11, "invalid value for 'agent' of poet(): Value error, expected mlp(...)")]
 
 
 def test_each_architecture_trains_on_its_own_modality(project):
@@ -154,6 +148,6 @@ def test_each_architecture_trains_on_its_own_modality(project):
                    "train a = fit(rnn_lm(), d.train, steps = 10)\n"
                    "train b = fit(lstm(hidden = 4), prose.train, steps = 10)\n"
                    "train c = fit(mlp(), d.train, steps = 10, validation = prose.test)\n")
-    assert summary(path) == [("E301", 3, 25, "argument 'data' of fit() expects data, got tensors"),
+    assert compile_errors(path) == [("E301", 3, 25, "argument 'data' of fit() expects data, got tensors"),
                              ("E301", 4, 33, "argument 'data' of fit() expects episodes, got data"),
                              ("E301", 5, 56, "argument 'validation' of fit() expects tensors, got data")]

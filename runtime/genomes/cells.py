@@ -15,7 +15,6 @@ Tree `i` (in the order of `outputs`) may read the new value of an output listed 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import random
 from collections import Counter
@@ -25,6 +24,7 @@ from typing import Any
 
 from expc.runtime.genomes import cell_trees
 from expc.runtime.genomes.cell_trees import INPUT, OPS, CellError, cell_value, prime
+from expc.runtime.genomes.global_random import drawing_from
 
 LINEAR_X = "linear(x)"  # the DEAP terminal of ["linear", "x"]
 TRIES = 20  # attempts at a child that reads x and differs from its parent, before keeping the parent
@@ -32,17 +32,6 @@ TRIES = 20  # attempts at a child that reads x and differs from its parent, befo
 
 def _op(*args):  # DEAP wants a callable per primitive; trees are never evaluated through DEAP
     raise NotImplementedError
-
-
-@contextlib.contextmanager
-def seeded(rng: random.Random):
-    """The global `random` module seeded from `rng` for DEAP, restored afterwards."""
-    state = random.getstate()
-    random.seed(rng.getrandbits(64))
-    try:
-        yield
-    finally:
-        random.setstate(state)
 
 
 @dataclass(frozen=True)
@@ -151,7 +140,7 @@ class CellSpace:
         from deap import gp
 
         hi = max(1, min(self.max_depth, max(2, self.max_depth - 2)))
-        with seeded(rng):
+        with drawing_from(rng):
             for _ in range(TRIES):
                 trees = {o: self.from_deap(gp.genHalfAndHalf(self.psets[i], 1, hi))
                          for i, o in enumerate(self.outputs)}
@@ -171,7 +160,7 @@ class CellSpace:
 
         parent = self._trees(g)
         limit = gp.staticLimit(key=lambda t: t.height, max_value=self.max_depth)
-        with seeded(rng):
+        with drawing_from(rng):
             for _ in range(TRIES):
                 i = random.randrange(len(self.outputs))
                 name, pset = self.outputs[i], self.psets[i]
@@ -194,7 +183,7 @@ class CellSpace:
 
         ta, tb = self._trees(a), self._trees(b)
         limit = gp.staticLimit(key=lambda t: t.height, max_value=self.max_depth)
-        with seeded(rng):
+        with drawing_from(rng):
             crossed = [i for i in range(len(self.outputs)) if random.random() < 0.5]
             if not crossed:
                 crossed = [random.randrange(len(self.outputs))]

@@ -22,11 +22,12 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from expc.runtime.api import OpError, node_seed
 from expc.runtime.meta.inner import forward, initial, unroll
 from expc.runtime.meta.loop import draw, meta_train, step_seed
+from expc.runtime.nets.modeldir_io import load_weights, save_module
 
 FORMAT = 1
 
@@ -179,11 +180,7 @@ def _defaults() -> dict:
 
 
 def save_teacher(teacher: Teacher, config: dict, out_dir: Path) -> None:
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in teacher.state_dict().items()}
-    save_file(tensors, str(out_dir / "teacher.safetensors"), metadata={"format": "pt"})
-    (out_dir / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    save_module(teacher, config, out_dir, weights="teacher.safetensors")
 
 
 def load_teacher(path: Path, device: str, field: str = "teacher") -> Teacher:
@@ -196,7 +193,7 @@ def load_teacher(path: Path, device: str, field: str = "teacher") -> Teacher:
     if config.get("expc_teacher") != FORMAT:
         raise OpError(f"{path}: teacher format {config.get('expc_teacher')} (this expc reads {FORMAT})", field=field)
     teacher = Teacher(config)
-    teacher.load_state_dict(tensors)
+    load_weights(teacher, tensors, path, field)
     return teacher.to(device).eval()
 
 

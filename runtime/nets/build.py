@@ -35,15 +35,30 @@ def activation(spec):
     return ACTIVATIONS[spec]
 
 
-class Classifier(nn.Module):
-    """conv blocks (cnn only), dense hidden layers, a linear head; logits out."""
+class RawInputNet(nn.Module):
+    """Base of the BUILDERS' modules: keeps arch and input_shape, and scales raw inputs from the training
+    data's range [lo, hi] to [0, 1] with constants (shift, scale), not tensors."""
 
-    def __init__(self, arch: dict, input_shape: list[int], classes: int, input_range: tuple[float, float]):
+    def __init__(self, arch: dict, input_shape: list[int], input_range: tuple[float, float]):
         super().__init__()
         self.arch = dict(arch)
         self.input_shape = list(input_shape)
         lo, hi = float(input_range[0]), float(input_range[1])
         self.shift, self.scale = lo, (1.0 / (hi - lo) if hi > lo else 1.0)
+
+    def scaled(self, x: torch.Tensor) -> torch.Tensor:
+        if self.shift:  # skipped when 0 or 1: exact either way, and one kernel fewer per step
+            x = x - self.shift
+        if self.scale != 1.0:
+            x = x * self.scale
+        return x
+
+
+class Classifier(RawInputNet):
+    """conv blocks (cnn only), dense hidden layers, a linear head; logits out."""
+
+    def __init__(self, arch: dict, input_shape: list[int], classes: int, input_range: tuple[float, float]):
+        super().__init__(arch, input_shape, input_range)
         self.act = activation(arch["activation"])
         self.dropout = float(arch.get("dropout", 0.0))
         self.conv = nn.ModuleList()
@@ -68,10 +83,7 @@ class Classifier(nn.Module):
         self.head = nn.Linear(width, classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.shift:  # skipped when 0 or 1: exact either way, and one kernel fewer per step
-            x = x - self.shift
-        if self.scale != 1.0:
-            x = x * self.scale
+        x = self.scaled(x)
         if self.is_cnn:
             x = x.reshape(x.shape[0], *image_shape(self.input_shape))
             for conv in self.conv:
@@ -98,7 +110,7 @@ def image_shape(shape: list[int]) -> tuple[int, int, int]:
 
 # The torch module of each architecture kind (config.json's net.kind): "module:class", imported when a
 # network of that kind is built. A builder takes (arch, input_shape, classes, input_range), maps inputs
-# to logits, names its output layer head.*, and keeps arch, input_shape, shift and scale as attributes.
+# to logits, names its output layer head.*, and is a RawInputNet (arch, input_shape, shift, scale).
 BUILDERS: dict[str, str] = {
     "mlp": "expc.runtime.nets.build:Classifier",
     "cnn": "expc.runtime.nets.build:Classifier",

@@ -19,6 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from expc.runtime.genomes.coevolved import sources_and_sinks
+from expc.runtime.nets.build import RawInputNet
 
 Shape = tuple[int, ...]
 
@@ -50,15 +51,11 @@ def input_image_shape(shape: list[int]) -> Shape:
     return (math.prod(shape),)
 
 
-class Network(nn.Module):
+class Network(RawInputNet):
     """Maps raw inputs (scaled from [lo, hi] to [0, 1]) to logits through the assembled modules."""
 
     def __init__(self, arch: dict, input_shape: list[int], classes: int, input_range: tuple[float, float]):
-        super().__init__()
-        self.arch = dict(arch)
-        self.input_shape = list(input_shape)
-        lo, hi = float(input_range[0]), float(input_range[1])
-        self.shift, self.scale = lo, (1.0 / (hi - lo) if hi > lo else 1.0)
+        super().__init__(arch, input_shape, input_range)
         self.in_shape = input_image_shape(self.input_shape)
         bp, modules = arch["blueprint"], arch["modules"]
         self.bp_preds, self.bp_sinks = sources_and_sinks(len(bp["nodes"]), bp["edges"])
@@ -109,10 +106,7 @@ class Network(nn.Module):
         return merge([outs[i] for i in sinks])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.shift:
-            x = x - self.shift
-        if self.scale != 1.0:
-            x = x * self.scale
+        x = self.scaled(x)
         x = x.reshape(x.shape[0], *self.in_shape)
         outs: list[torch.Tensor] = []
         for b, m in enumerate(self.arch["blueprint"]["nodes"]):

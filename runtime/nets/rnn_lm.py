@@ -19,10 +19,11 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from expc.runtime.api import OpError
 from expc.runtime.genomes.cell_module import CellModule
+from expc.runtime.nets.modeldir_io import load_weights, save_model_dir
 from expc.runtime.train.tokens import Tokenizer, tiled_windows
 from expc.runtime.values import ModelDir
 
@@ -71,16 +72,11 @@ def is_rnn_lm(model) -> bool:
 
 
 def save(net: RnnLM, training: dict, out_dir: Path) -> ModelDir:
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in net.state_dict().items()}
-    save_file(tensors, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
     config = {"architectures": [ARCHITECTURE], "expc_rnn_lm": FORMAT, "net": net.net,
               "vocab_size": int(net.net["vocab"]), "torch_dtype": "float32", "training": training}
-    (out_dir / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    Tokenizer("bytes").save(out_dir)
-    return ModelDir(path=out_dir, architecture=ARCHITECTURE, dtype="float32",
-                    n_params=sum(t.numel() for t in tensors.values()))
+    model = save_model_dir(net, config, out_dir)
+    Tokenizer("bytes").save(model.path)
+    return model
 
 
 def load(model, device: str = "cpu", field: str = "model") -> tuple[RnnLM, dict]:
@@ -93,10 +89,7 @@ def load(model, device: str = "cpu", field: str = "model") -> tuple[RnnLM, dict]
     if config.get("expc_rnn_lm") != FORMAT:
         raise OpError(f"{path}: not an rnn_lm model directory of format {FORMAT}", field=field)
     net = RnnLM(config["net"])
-    expected = net.state_dict()
-    if set(expected) != set(tensors) or any(tensors[k].shape != v.shape for k, v in expected.items()):
-        raise OpError(f"{path}: the weights do not match the architecture in config.json", field=field)
-    net.load_state_dict(tensors)
+    load_weights(net, tensors, path, field)
     return net.to(device).eval(), config
 
 

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, field_validator, model_validator
 
-from expc.runtime.capabilities import Genome
+from expc.runtime.capabilities import SpaceGenome
 from expc.runtime.registry import Input, Params, op
 from expc.runtime.types import Shown, value_type
 
@@ -112,7 +112,7 @@ OP_NAMES = ("add", "sub", "mul", "max", "blend", "sigmoid", "tanh", "relu", "lin
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message='Field name "default"', category=UserWarning)
 
-    class CellsParams(Genome):
+    class CellsParams(SpaceGenome):
         inputs: list[str] = Field(["x", "h", "c"], min_length=1,
                                   description='what trees read: "x" (the input) and previous states')
         outputs: list[str] = Field(["h", "c"], min_length=1,
@@ -181,21 +181,6 @@ with warnings.catch_warnings():
 
         def default_genome(self) -> dict:
             return dict(self.default)
-
-        def contains(self, value: Any) -> str | None:
-            return self._space().contains(value)
-
-        def sample(self, rng) -> dict:
-            return self._space().sample(rng)
-
-        def mutate(self, genome: dict, rng) -> dict:
-            return self._space().mutate(genome, rng)
-
-        def crossover(self, a: dict, b: dict, rng) -> tuple[dict, dict]:
-            return self._space().crossover(a, b, rng)
-
-        def distance(self, a: dict, b: dict) -> float:
-            return self._space().distance(a, b)
 
         def describe(self, genome: dict) -> list[str]:
             from expc.runtime.genomes.cell_trees import describe

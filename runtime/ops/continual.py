@@ -265,12 +265,9 @@ class ContinualParams(Params):
     @field_validator("optimizer")
     @classmethod
     def _optimizer(cls, v):
-        from expc.runtime.ops.optim import OPTIMIZERS
+        from expc.runtime.ops.optim import check_optimizer
 
-        if isinstance(v, dict) and v.get("$op") not in OPTIMIZERS:
-            known = ", ".join(o + "(...)" for o in OPTIMIZERS)
-            raise ValueError(f"expected an optimizer ({known}), got {v.get('$op')}(...)")
-        return v
+        return check_optimizer(v)
 
 
 def _precheck_continual(args: dict) -> list[OpError]:

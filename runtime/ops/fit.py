@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from expc.runtime.ops.optim import OPTIMIZERS
+from expc.runtime.ops.optim import check_optimizer
 from expc.runtime.capabilities import Agrees
 from expc.runtime.registry import Input, Params, op
 from expc.runtime.types import value_type
@@ -57,10 +57,7 @@ class FitParams(Params):
     @field_validator("optimizer")
     @classmethod
     def _optimizer(cls, v):
-        if isinstance(v, dict) and v.get("$op") not in OPTIMIZERS:
-            known = ", ".join(o + "(...)" for o in OPTIMIZERS)
-            raise ValueError(f"expected an optimizer ({known}), got {v.get('$op')}(...)")
-        return v
+        return check_optimizer(v)
 
     @model_validator(mode="after")
     def _length(self):

@@ -10,11 +10,9 @@ The operations themselves are in expc.runtime.genomes (no torch)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import Field, field_validator
 
-from expc.runtime.capabilities import Genome
+from expc.runtime.capabilities import SpaceGenome
 from expc.runtime.ops.nets import ACTIVATIONS, check_activation
 from expc.runtime.registry import op
 
@@ -27,7 +25,7 @@ def _pair(v: list[int], what: str, lo: int, hi: int) -> list[int]:
     return v
 
 
-class MlpsParams(Genome):
+class MlpsParams(SpaceGenome):
     depth: list[int] = Field([1, 3], description="[lo, hi]: the number of hidden layers")
     width: list[int] = Field([8, 128], description="[lo, hi]: the width of each hidden layer")
     activations: list[str] = Field(["relu", "tanh"], min_length=1,
@@ -60,24 +58,9 @@ class MlpsParams(Genome):
     def value_type(self) -> str:
         return "net"
 
-    def contains(self, value: Any) -> str | None:
-        return self._space().contains(value)
-
     def default(self) -> dict:
         """`depth[0]` layers of the geometric mean of `width`, the first activation."""
         return self._space().default()
-
-    def sample(self, rng) -> dict:
-        return self._space().sample(rng)
-
-    def mutate(self, genome: dict, rng) -> dict:
-        return self._space().mutate(genome, rng)
-
-    def crossover(self, a: dict, b: dict, rng) -> tuple[dict, dict]:
-        return self._space().crossover(a, b, rng)
-
-    def distance(self, a: dict, b: dict) -> float:
-        return self._space().distance(a, b)
 
     def describe(self, genome: dict) -> list[str]:
         return self._space().describe(genome)

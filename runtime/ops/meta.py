@@ -18,7 +18,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from expc.runtime.api import Artifact
-from expc.runtime.ops.optim import OPTIMIZERS
+from expc.runtime.ops.optim import check_optimizer
 from expc.runtime.registry import Input, Params, op
 from expc.runtime.types import value_type
 from expc.runtime.values import ModelDir
@@ -68,11 +68,7 @@ def generator(p: GeneratorParams, ctx=None) -> GeneratorParams:
     return p
 
 
-def _optimizer(v):
-    if isinstance(v, dict) and v.get("$op") not in OPTIMIZERS:
-        known = ", ".join(o + "(...)" for o in OPTIMIZERS)
-        raise ValueError(f"expected an optimizer ({known}), got {v.get('$op')}(...)")
-    return v
+_optimizer = check_optimizer  # the name runtime/ops/petri.py imports
 
 
 class GtnParams(Params):

@@ -98,6 +98,15 @@ def fop(p: FopParams, ctx=None) -> FopParams:
     return p
 
 
+def check_optimizer(v):
+    """The field validator of a params model's optimizer value (an inline `sgd(...)`, `adam(...)` or
+    `fop(...)`): ValueError for another operator's value."""
+    if isinstance(v, dict) and v.get("$op") not in OPTIMIZERS:
+        known = ", ".join(o + "(...)" for o in OPTIMIZERS)
+        raise ValueError(f"expected an optimizer ({known}), got {v.get('$op')}(...)")
+    return v
+
+
 def lr_of(value) -> float | None:
     """The lr an optimizer value gives (a fop's: its optimizer's), None when it leaves it out; from
     its JSON form or built."""

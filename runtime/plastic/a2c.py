@@ -26,6 +26,7 @@ from expc.runtime.plastic import store
 from expc.runtime.plastic.envs import make
 from expc.runtime.plastic.nets import RecurrentNet, build
 from expc.runtime.train import checkpoint
+from expc.runtime.train.optim import descend
 
 LOG_EVERY = 10
 TRAIN, EVAL = 0, 1  # seed domains: evaluation episodes never repeat training ones
@@ -139,11 +140,7 @@ def run_a2c(p, ctx):
             if not math.isfinite(float(loss.detach())):
                 raise OpError(f"{ctx.node}: the A2C loss is {float(loss.detach())} at update {update + 1}", field="lr",
                               hint="lower the learning rate or the clip")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if p.clip > 0:
-                torch.nn.utils.clip_grad_norm_(net.parameters(), p.clip)
-            opt.step()
+            descend(opt, loss, net, p.clip)
             returns.append(float(torch.stack(out["reward"]).sum(0).mean()))
             done = update + 1
             if len(returns) == LOG_EVERY or done == updates:

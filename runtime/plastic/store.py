@@ -4,12 +4,11 @@ eligibility traces are episode state, never stored."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from safetensors.torch import load_file, save_file
-
 from expc.runtime.api import OpError
+from expc.runtime.nets.modeldir_io import (architecture_of, load_weights, read_config_json, read_weights,
+                                          save_model_dir)
 from expc.runtime.plastic.nets import RecurrentNet, build
 from expc.runtime.values import ModelDir
 
@@ -32,22 +31,13 @@ def config_of(net: RecurrentNet, task: dict, training: dict) -> dict:
 
 
 def save(net: RecurrentNet, config: dict, out_dir: Path) -> ModelDir:
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in net.state_dict().items()}
-    save_file(tensors, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
-    (out_dir / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    return ModelDir(path=out_dir, architecture=config["architectures"][0], dtype="float32",
-                    n_params=sum(t.numel() for t in tensors.values()))
+    return save_model_dir(net, config, out_dir)
 
 
 def read_config(path: Path, field: str = "model") -> dict:
-    try:
-        config = json.loads((Path(path) / "config.json").read_text())
-    except (OSError, ValueError) as e:
-        raise OpError(f"{path}: not a model directory ({e})", field=field) from None
+    config = read_config_json(path, field)
     if not isinstance(config, dict) or "expc_recurrent" not in config:
-        arch = (config.get("architectures") or ["?"])[0] if isinstance(config, dict) else "?"
+        arch = architecture_of(config)
         raise OpError(f"the model is a {arch}, not a recurrent net (its config.json has no expc_recurrent)",
                       field=field, hint="recurrent nets come from fit(rnn(...) | lstm(...) | plastic_rnn(...), "
                       "EPISODES) or a2c(...)")
@@ -62,14 +52,5 @@ def load(model, device: str = "cpu", field: str = "model") -> tuple[RecurrentNet
     path = Path(getattr(model, "path", model))
     config = read_config(path, field)
     net = build(config["net"], config["inputs"], config["outputs"], bool(config["value_head"]), seed=0)
-    try:
-        tensors = load_file(str(path / "model.safetensors"))
-    except (OSError, ValueError) as e:
-        raise OpError(f"{path}: cannot read model.safetensors: {e}", field=field) from None
-    expected = net.state_dict()
-    bad = sorted(k for k, v in expected.items() if k not in tensors or tensors[k].shape != v.shape)
-    if bad:
-        raise OpError(f"{path}: the weights do not match the architecture in config.json (tensor {bad[0]!r})",
-                      field=field)
-    net.load_state_dict({k: tensors[k] for k in expected})
+    load_weights(net, read_weights(path, field), path, field)
     return net.to(device).eval(), config

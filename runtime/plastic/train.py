@@ -89,7 +89,7 @@ def run_fit_episodes(p, ctx):
     from expc.runtime.ops.optim import describe
     from expc.runtime.ops.plastic import RecurrentArch
     from expc.runtime.train.fit import threads_for
-    from expc.runtime.train.optim import build_optimizer, peak_lr, with_lr
+    from expc.runtime.train.optim import build_optimizer, descend, peak_lr, with_lr
 
     from expc.runtime.ops.nets import CLASSIFIER_DEFAULTS, Architecture
     from expc.runtime.ops.plastic import pairing_problem
@@ -134,11 +134,7 @@ def run_fit_episodes(p, ctx):
                 group["lr"] = lr_at(step, sched)
             logits = final_logits(net, x)
             loss = episode_loss(logits, y, p.loss)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if p.clip > 0:
-                torch.nn.utils.clip_grad_norm_(net.parameters(), p.clip)
-            opt.step()
+            descend(opt, loss, net, p.clip)
             w, e, _, _ = wrong_bits(logits.detach(), y, mask)
             pending.append((float(loss.detach()), w, e))
             done = step + 1

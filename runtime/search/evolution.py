@@ -28,7 +28,8 @@ from typing import Any
 
 from deap import tools
 
-from expc.runtime.search.genes import Genes, drawing_from
+from expc.runtime.genomes.global_random import drawing_from
+from expc.runtime.search.genes import Genes
 from expc.runtime.search.strategy import Strategy, Told
 
 

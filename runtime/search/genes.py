@@ -13,29 +13,13 @@ from __future__ import annotations
 
 import math
 import random
-import threading
-from contextlib import contextmanager
 from typing import Any
 
 from deap import tools
 from optuna.distributions import CategoricalDistribution, IntDistribution
 
 from expc.runtime.capabilities import Distribution, Genome
-
-_GLOBAL_RANDOM = threading.Lock()
-
-
-@contextmanager
-def drawing_from(rng: random.Random):
-    """Run DEAP (which calls the global `random`) on numbers drawn from `rng`."""
-    with _GLOBAL_RANDOM:
-        state = random.getstate()
-        random.seed(rng.getrandbits(64))
-        try:
-            yield
-        finally:
-            random.setstate(state)
-
+from expc.runtime.genomes.global_random import drawing_from
 
 class Genes:
     """The searched params of a strategy: name -> distribution, genome params apart."""

@@ -28,7 +28,7 @@ from expc.runtime.api import Cancelled, OpError, node_seed
 from expc.runtime.train import checkpoint
 from expc.runtime.train.loop import lr_at
 from expc.runtime.train.modeling import autocast
-from expc.runtime.train.optim import build_optimizer
+from expc.runtime.train.optim import build_optimizer, descend
 
 
 @dataclass(frozen=True)
@@ -168,11 +168,7 @@ def fit_loop(net, X: torch.Tensor, y: torch.Tensor, cfg: FitConfig, ctx, device:
             else:
                 logits = net(xb)
             loss = batch_loss(logits, yb, cfg.loss, cfg.temperature)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.clip > 0:
-                torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.clip)
-            opt.step()
+            descend(opt, loss, net, cfg.clip)
             losses.append(loss.detach())
             outputs.append((logits.detach(), yb))
             pending += 1

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from expc.runtime.api import Cancelled, OpError
 from expc.runtime.train import checkpoint
 from expc.runtime.train.modeling import autocast
+from expc.runtime.train.optim import descend
 from expc.runtime.train.tokens import sample_windows
 
 
@@ -130,11 +131,7 @@ def train(lm, stream: torch.Tensor, cfg: TrainConfig, ctx, device: str, work_dir
             with autocast(device, cfg.dtype):
                 logits = lm(input_ids=windows[:, :-1]).logits
             loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), windows[:, 1:].reshape(-1))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.clip > 0:
-                torch.nn.utils.clip_grad_norm_(lm.parameters(), cfg.clip)
-            opt.step()
+            descend(opt, loss, lm, cfg.clip)
             losses[pending] = loss.detach()
             pending += 1
             done = step + 1

@@ -54,3 +54,13 @@ def named_optimizer(name: str, params, lr: float, weight_decay: float) -> torch.
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+
+
+def descend(opt: torch.optim.Optimizer, loss: torch.Tensor, module: torch.nn.Module, clip: float) -> None:
+    """One update on `loss`: fresh gradients, their global norm over `module`'s parameters clipped to
+    `clip` (0: no clipping), an optimizer step."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip > 0:
+        torch.nn.utils.clip_grad_norm_(module.parameters(), clip)
+    opt.step()

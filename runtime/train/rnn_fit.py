@@ -23,7 +23,7 @@ from expc.runtime.nets import rnn_lm
 from expc.runtime.train import checkpoint
 from expc.runtime.train.fit import FitConfig, threads_for
 from expc.runtime.train.loop import lr_at
-from expc.runtime.train.optim import build_optimizer
+from expc.runtime.train.optim import build_optimizer, descend
 from expc.runtime.train.tokens import Tokenizer, check_stream, sample_windows
 
 LOG_EVERY = 10
@@ -103,11 +103,7 @@ def train(net, stream: torch.Tensor, context: int, cfg: FitConfig, ctx, device: 
                 group["lr"] = lr
             logits, _ = net(w[:, :-1])
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), w[:, 1:].reshape(-1))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.clip > 0:
-                torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.clip)
-            opt.step()
+            descend(opt, loss, net, cfg.clip)
             losses.append(loss.detach())
             done = step + 1
             checkpoint_now = work_dir is not None and done % cfg.checkpoint_every == 0 and done < cfg.steps
