@@ -11,7 +11,7 @@ import pytest
 import expc
 from conftest import EXAMPLES
 
-SMALL = ["outer_steps=150", "real_steps=100", "unseen.trials=5", "screen.trials=10"]
+SMALL = ["outer_steps=150", "real_steps=100", "unseen.trials=5", "screen.trials=10", "petri_rounds.generations=2"]
 
 
 @pytest.fixture(scope="module")
@@ -30,3 +30,14 @@ def test_the_dish_learns_its_ground_truth_and_ranks_unseen_motifs(results):
         assert -1 <= results.metric(name) <= 1 and results[name].data["n"] == 5
     assert len(results["screen"].data["trials"]) == 10
     assert 0 <= results.metric("top_pick") <= 1 and 0 <= results.metric("plain_sigmoid") <= 1
+
+
+@pytest.mark.slow
+def test_the_petri_strategy_trains_the_dishs_picks_for_real(results):
+    """petri_rounds: 4 random motifs, then the dish's 2 picks: every one trained for real, and the
+    second generation's motifs are the picks (not random draws: the dish ranked a ground truth)."""
+    rounds = results["petri_rounds"].value
+    assert [t["generation"] for t in rounds["trials"]] == [0] * 4 + [1] * 2
+    assert all(t["state"] == "complete" and 0 <= t["value"] <= 1 for t in rounds["trials"])
+    gens = rounds["generations"]
+    assert gens[0]["ground_truth"] == 4 and -1 <= gens[0]["dish_spearman"] <= 1
