@@ -118,6 +118,8 @@ class CallLowering:
         if not ok:
             return None
         rtype = self.c.registry.types.fill_returns(op.returns, lambda name: arg_types.get(name, "any"))
+        if op.returns_by is not None:
+            rtype = op.returns_by.type_for(self.c.registry.types, arg_types.get(op.returns_by.field)) or rtype
         if op.inline:
             return Typed(rtype, Inline(op=op.name, args=values), e.span)
         if op.tensorwise:

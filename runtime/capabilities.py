@@ -67,6 +67,26 @@ class Agrees:
 
 
 @dataclass(frozen=True)
+class ReturnsBy:
+    """Capability of an operator whose result type depends on an argument's type: the first entry of
+    `table` whose key the type of field `field` is a subtype of gives the result type (no entry: the
+    declared `returns`). `fit` returns a `classifier` from a `net` or a classifier, a plain `model`
+    from a recurrent net or a language model, so `accuracy(fit(rnn_lm(), ...), ...)` is a check-time
+    type error."""
+
+    field: str
+    table: tuple[tuple[str, str], ...]
+
+    def type_for(self, types, arg_type: str | None) -> str | None:
+        if arg_type is None:
+            return None
+        for key, result in self.table:
+            if types.is_subtype(arg_type, key):
+                return result
+        return None
+
+
+@dataclass(frozen=True)
 class Evaluates:
     """Capability of an operator that evaluates the nodes of its Deferred fields under param bindings
     (a search, an evolution, a population of POET pairs): the params it varies are those listed in

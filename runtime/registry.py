@@ -29,7 +29,7 @@ from typing import Annotated, Any, Callable, Literal
 from pydantic import BaseModel
 
 from expc.runtime.api import Precheck
-from expc.runtime.capabilities import Agrees, Distribution, Evaluates
+from expc.runtime.capabilities import Agrees, Distribution, Evaluates, ReturnsBy
 from expc.runtime.params import Params
 from expc.runtime.types import TypeSystem, TypeSystemError, ValueType, parse_type
 from expc.spec.types import KINDS, TYPES
@@ -136,6 +136,8 @@ class Operator:
     precheck: Precheck | None = field(default=None, compare=False)
     # Field types that depend on other fields' types (see expc.runtime.capabilities.Agrees).
     agrees: tuple[Agrees, ...] = field(default=(), compare=False)
+    # A result type that depends on an argument's type (see expc.runtime.capabilities.ReturnsBy).
+    returns_by: ReturnsBy | None = field(default=None, compare=False)
     module: str = ""
     fields: tuple[FieldInfo, ...] = field(default=(), compare=False)
 
@@ -180,6 +182,7 @@ def op(
     evaluates: Evaluates | None = None,
     precheck: Precheck | None = None,
     agrees: tuple[Agrees, ...] = (),
+    returns_by: ReturnsBy | None = None,
 ) -> Callable[[Callable[..., Any]], Operator]:
     """Declare an operator. `kinds` are the declaration kinds it may appear under at top level
     (nested calls only need a matching type); `version` enters cache keys: bump it when results change.
@@ -214,6 +217,7 @@ def op(
             evaluates=evaluates,
             precheck=precheck,
             agrees=tuple(agrees),
+            returns_by=returns_by,
             module=fn.__module__,
             fields=_describe_fields(name, params),
         )

@@ -151,3 +151,15 @@ def test_each_architecture_trains_on_its_own_modality(project):
     assert compile_errors(path) == [("E301", 3, 25, "argument 'data' of fit() expects data, got tensors"),
                              ("E301", 4, 33, "argument 'data' of fit() expects episodes, got data"),
                              ("E301", 5, 56, "argument 'validation' of fit() expects tensors, got data")]
+
+
+def test_what_fit_returns_depends_on_what_it_trains(project):
+    """ReturnsBy: fit makes a classifier of a net (accuracy takes it) and a plain model of a recurrent
+    net or a language model, so using one as a classifier is a check-time error, not a run-time one."""
+    path = project('data prose = split(text("prose.txt"), test = 0.5)\ndata d = split(digits())\n'
+                   "train lm = fit(rnn_lm(), prose.train, steps = 10)\n"
+                   "train clf = fit(mlp(), d.train, steps = 10)\n"
+                   "eval ppl = perplexity(lm, prose.test)\n"
+                   "eval ok = attack_success(clf, d.test, attack = fgsm(eps = 0.1))\n"
+                   "eval bad = attack_success(lm, d.test, attack = fgsm(eps = 0.1))\n")
+    assert compile_errors(path) == [("E301", 7, 27, "argument 'model' of attack_success() expects classifier, got model")]

@@ -140,7 +140,7 @@ def check_temperature(v):
 
 
 class AttackSuccessParams(Params):
-    model: Input["model"] = Field(description="a classifier (fit, or a merge of classifiers)")
+    model: Input["classifier"] = Field(description="a classifier (fit, or a merge of classifiers)")
     data: Input["tensors"] = Field(description="labelled examples to attack")
     attack: Input["attack"] = Field(description="fgsm(...), pgd(...), square(...) or autoattack(...)")
     temperature: Input["number", "metric"] = Field(

@@ -18,7 +18,7 @@ from expc.runtime.registry import Input, Params, op
 
 
 class ClassifyParams(Params):
-    model: Input["model"] = Field(description="a classifier (fit, or a merge of classifiers)")
+    model: Input["classifier"] = Field(description="a classifier (fit, or a merge of classifiers)")
     data: Input["tensors"] = Field(description="labelled examples")
     batch: int = Field(1024, ge=1, description="examples per forward pass")
 

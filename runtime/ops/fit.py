@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from expc.runtime.ops.optim import check_optimizer
-from expc.runtime.capabilities import Agrees
+from expc.runtime.capabilities import Agrees, ReturnsBy
 from expc.runtime.registry import Input, Params, op
 from expc.runtime.types import value_type
 from expc.runtime.values import ModelDir
@@ -72,8 +72,13 @@ TRAINS_ON = Agrees(on="model", field="data", table=(
 VALIDATES_ON = Agrees(on="model", field="validation", table=TRAINS_ON.table)
 
 
-@op("fit", params=FitParams, kinds={"train", "model"}, returns="classifier", version=1,
-    agrees=(TRAINS_ON, VALIDATES_ON))
+# a network for tensors is a classifier (accuracy, attacks, merges keep it); a recurrent net or a
+# language model is a model (error / loss / perplexity take it)
+TRAINS_A = ReturnsBy(field="model", table=(("net", "classifier"), ("classifier", "classifier")))
+
+
+@op("fit", params=FitParams, kinds={"train", "model"}, returns="model", version=1,
+    agrees=(TRAINS_ON, VALIDATES_ON), returns_by=TRAINS_A)
 def fit(p: FitParams, ctx) -> ModelDir:
     """Train a classifier: minibatches in a seeded order, the loss of logits / temperature, the
     optimizer's steps under the schedule. Logs loss and accuracy (means over each 10 steps; with
