@@ -68,9 +68,6 @@ def generator(p: GeneratorParams, ctx=None) -> GeneratorParams:
     return p
 
 
-_optimizer = check_optimizer  # the name runtime/ops/petri.py imports
-
-
 class GtnParams(Params):
     generator: Input["generator"] = Field({"$op": "generator"}, description="the generator: generator(...)")
     learners: list[Input["net"]] = Field(min_length=1, description="the learner architectures, used in turn "
@@ -93,7 +90,7 @@ class GtnParams(Params):
     @field_validator("outer")
     @classmethod
     def _outer(cls, v):
-        return _optimizer(v)
+        return check_optimizer(v)
 
 
 @op("gtn", params=GtnParams, kinds={"meta"}, returns="teacher", version=1)

@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 
 from expc.runtime.api import Artifact
-from expc.runtime.ops.meta import _optimizer
+from expc.runtime.ops.optim import check_optimizer
 from expc.runtime.registry import Deferred, Input, Params, op
 from expc.runtime.types import value_type
 
@@ -76,7 +76,7 @@ class PetriDishParams(Params):
     @field_validator("outer")
     @classmethod
     def _outer(cls, v):
-        return _optimizer(v)
+        return check_optimizer(v)
 
 
 @op("petri_dish", params=PetriDishParams, kinds={"meta"}, returns="dish", version=1)

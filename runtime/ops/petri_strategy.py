@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from expc.runtime.api import OpError
-from expc.runtime.ops.meta import _optimizer
+from expc.runtime.ops.optim import check_optimizer
 from expc.runtime.registry import Input, op
 from expc.runtime.search.strategy import StrategyParams
 
@@ -44,7 +44,7 @@ class PetriParams(StrategyParams):
     @field_validator("outer")
     @classmethod
     def _outer(cls, v):
-        return _optimizer(v)
+        return check_optimizer(v)
 
     @model_validator(mode="after")
     def _sizes(self):
