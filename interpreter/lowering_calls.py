@@ -16,7 +16,7 @@ from expc.interpreter.typed import Leaf, Typed
 from expc.runtime.registry import Operator, type_name
 from expc.spec import ast
 from expc.spec.diagnostics import Span, did_you_mean
-from expc.spec.ir import BindNode, Const, FileRef, Inline, ListV, OpNode, ParamRef, RecordV, Ref, to_wire
+from expc.spec.ir import BindNode, Const, FileRef, Inline, ListV, OpNode, ParamRef, RecordV, Ref, refs, to_wire
 from expc.runtime.types import template_fields
 from expc.spec.types import TYPES, describe
 
@@ -224,6 +224,15 @@ class CallLowering:
                 return None
         elif types.is_node(typed.type) and not f.deferred:
             self.diags.error("E301", f"{what} expects {type_name(f.annotation)}, got {typed.type}", span)
+            return None
+        elif op.inline and not f.deferred and any(True for _ in refs(typed.value)):
+            # an inline value is folded into its parent's params before anything runs: it cannot wait
+            # for a node's result (`adam(lr = sweep.best.lr)`)
+            node = next(refs(typed.value)).node
+            self.diags.error("E301", f"{what} cannot take the result of node '{node}': {op.name}(...) is a "
+                             "configuration value, fixed before anything runs", span,
+                             hint="declare the value as a param and rebind it: NODE(sweep.best) reruns NODE "
+                             "with the search's best params")
             return None
         if f.path_kind is not None and not (typed.const and to_wire(typed.value) in f.path_keywords):
             resolved = self._path(typed, f.path_kind, what, span)

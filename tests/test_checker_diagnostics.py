@@ -393,3 +393,18 @@ def test_rendered_diagnostic_shows_the_line_and_a_caret(project):
         "  = hint: did you mean 'base'?",
         "1 error",
     ]
+
+
+def test_an_inline_value_cannot_wait_for_a_node(project):
+    """`adam(lr = s.best.lr)`: a configuration value is fixed before anything runs, so a node's result
+    inside one is an error at the argument that says what to do instead."""
+    path = project(HEAD + "data dd = digits()\n"
+                   "param lr ~ loguniform(1e-4, 1e-1, default = 1e-3)\n"
+                   "train c = fit(mlp(), dd, steps = 5, optimizer = adam(lr = lr))\n"
+                   "eval acc = accuracy(c, dd)\n"
+                   "search s { objective = maximize(acc), trials = 2 }\n"
+                   "train again = fit(mlp(), dd, steps = 5, optimizer = adam(lr = s.best.lr))\n")
+    (d,) = diagnostics(path)
+    assert (d.code, d.span.line, d.span.col) == ("E301", 8, 63)
+    assert d.message == ("argument 'lr' of adam() cannot take the result of node 's': adam(...) is a configuration "
+                         "value, fixed before anything runs")
