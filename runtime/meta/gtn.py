@@ -15,19 +15,17 @@ saves it as a classifier (expc.runtime.nets.load), so `accuracy` evaluates it.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from safetensors.torch import load_file
 
 from expc.runtime.api import OpError, node_seed
 from expc.runtime.meta.inner import forward, initial, unroll
 from expc.runtime.meta.loop import draw, meta_train, step_seed
-from expc.runtime.nets.modeldir_io import load_weights, save_module
+from expc.runtime.nets.modeldir_io import load_weights, read_tagged, save_module
 
 FORMAT = 1
 
@@ -184,14 +182,7 @@ def save_teacher(teacher: Teacher, config: dict, out_dir: Path) -> None:
 
 
 def load_teacher(path: Path, device: str, field: str = "teacher") -> Teacher:
-    path = Path(path)
-    try:
-        config = json.loads((path / "config.json").read_text())
-        tensors = load_file(str(path / "teacher.safetensors"))
-    except (OSError, ValueError) as e:
-        raise OpError(f"{path}: not a teacher ({e})", field=field) from None
-    if config.get("expc_teacher") != FORMAT:
-        raise OpError(f"{path}: teacher format {config.get('expc_teacher')} (this expc reads {FORMAT})", field=field)
+    config, tensors = read_tagged(path, "teacher.safetensors", "teacher", "expc_teacher", FORMAT, field)
     teacher = Teacher(config)
     load_weights(teacher, tensors, path, field)
     return teacher.to(device).eval()

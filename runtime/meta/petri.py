@@ -11,18 +11,17 @@ performance does: a pairwise logistic ranking loss over every pair of ground-tru
 from __future__ import annotations
 
 import functools
-import json
 import math
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 
 from expc.runtime.api import OpError, node_seed
 from expc.runtime.meta.inner import forward, unroll
 from expc.runtime.meta.loop import meta_train
+from expc.runtime.nets.modeldir_io import load_weights, read_tagged, save_module
 
 FORMAT = 1
 
@@ -180,25 +179,14 @@ def run_petri_dish(p, ctx) -> dict:
     config["ground_truth"] = [{"motif": m, "quality": v, "score": s} for m, v, s in zip(motifs, quality, scores)]
     config["meta_training"] = {"outer_steps": p.outer_steps, "final_meta_loss": summary["final_loss"],
                                "spearman_on_ground_truth": fit_rho}
-    out = Path(ctx.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().to("cpu").contiguous() for k, v in dish.state_dict().items()},
-              str(out / "dish.safetensors"), metadata={"format": "pt"})
-    (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    save_module(dish, config, ctx.out_dir, weights="dish.safetensors")
     return {"motifs": len(motifs), "meta_loss": summary["final_loss"], "spearman": fit_rho}
 
 
 def load_dish(path: Path, device: str, field: str = "dish") -> Dish:
-    path = Path(path)
-    try:
-        config = json.loads((path / "config.json").read_text())
-        tensors = load_file(str(path / "dish.safetensors"))
-    except (OSError, ValueError) as e:
-        raise OpError(f"{path}: not a dish ({e})", field=field) from None
-    if config.get("expc_dish") != FORMAT:
-        raise OpError(f"{path}: dish format {config.get('expc_dish')} (this expc reads {FORMAT})", field=field)
+    config, tensors = read_tagged(path, "dish.safetensors", "dish", "expc_dish", FORMAT, field)
     dish = Dish(config)
-    dish.load_state_dict(tensors)
+    load_weights(dish, tensors, path, field)
     return dish.to(device)
 
 

@@ -60,6 +60,20 @@ def read_weights(path: Path, field: str, weights: str = WEIGHTS) -> dict[str, to
         raise OpError(f"{path}: cannot read {weights}: {e}", field=field) from None
 
 
+def read_tagged(path: Path, weights: str, what: str, tag: str, version: int, field: str) -> tuple[dict, dict]:
+    """(config, tensors) of a directory of one kind of module (a teacher, a dish): config.json must carry
+    `tag` = `version`; an OpError on `field` naming `what` otherwise, or when either file is unreadable."""
+    path = Path(path)
+    try:
+        config = json.loads((path / "config.json").read_text())
+        tensors = load_file(str(path / weights))
+    except (OSError, ValueError) as e:
+        raise OpError(f"{path}: not a {what} ({e})", field=field) from None
+    if config.get(tag) != version:
+        raise OpError(f"{path}: {what} format {config.get(tag)} (this expc reads {version})", field=field)
+    return config, tensors
+
+
 def load_weights(module: torch.nn.Module, tensors: dict[str, torch.Tensor], path: Path, field: str) -> None:
     """Copy `tensors` into `module` (cast to its dtypes); an OpError on `field` naming the first missing
     tensor, else the first of another shape, when they do not fit the architecture config.json built."""

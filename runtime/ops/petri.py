@@ -44,6 +44,19 @@ DISH = value_type(
     "on them")
 
 
+# A dish's settings, shared by petri_dish and the petri(...) strategy (runtime/ops/petri_strategy.py)
+DishInputs = Annotated[int, Field(2, ge=1, le=64, description="inputs of the dish network")]
+DishHidden = Annotated[int, Field(2, ge=1, le=64, description="hidden units of the dish network (the motif is their "
+                                  "activation)")]
+DishPoints = Annotated[int, Field(20, ge=1, le=10_000, description="synthetic training points (and as many validation "
+                                  "points)")]
+DishInnerSteps = Annotated[int, Field(20, ge=1, le=10_000, description="SGD steps of each dish on its training points")]
+DishInnerLr = Annotated[float, Field(0.1, gt=0, le=100, description="the dishes' learning rate")]
+DishInnerMomentum = Annotated[float, Field(0.0, ge=0, lt=1, description="the dishes' momentum")]
+DishOuter = Annotated[Input["optimizer"], Field({"$op": "adam", "lr": 0.03},
+                                                description="the optimizer of the synthetic points")]
+
+
 class PetriDishParams(Params):
     motif: Annotated[Any, Deferred()] = Field(
         description="the motif with its searched params, e.g. sigmoid(slope = s, offset = o): each ground-truth "
@@ -53,13 +66,13 @@ class PetriDishParams(Params):
                            "search's objective)")
     better: Literal["auto", "higher", "lower"] = Field(
         "auto", description='whether a higher ground-truth value is better ("auto": from the objective\'s direction)')
-    inputs: int = Field(2, ge=1, le=64, description="inputs of the dish network")
-    hidden: int = Field(2, ge=1, le=64, description="hidden units of the dish network (the motif is their activation)")
-    points: int = Field(20, ge=1, le=10_000, description="synthetic training points (and as many validation points)")
-    inner_steps: int = Field(20, ge=1, le=10_000, description="SGD steps of each dish on its training points")
-    inner_lr: float = Field(0.1, gt=0, le=100, description="the dishes' learning rate")
-    inner_momentum: float = Field(0.0, ge=0, lt=1, description="the dishes' momentum")
-    outer: Input["optimizer"] = Field({"$op": "adam", "lr": 0.03}, description="the optimizer of the synthetic points")
+    inputs: DishInputs
+    hidden: DishHidden
+    points: DishPoints
+    inner_steps: DishInnerSteps
+    inner_lr: DishInnerLr
+    inner_momentum: DishInnerMomentum
+    outer: DishOuter
     outer_steps: int = Field(300, ge=1, le=10_000_000, description="meta-training steps")
     seed: int = Field(0, description="the synthetic points' and the dish weights' initialization")
     checkpoint_every: int = Field(100, ge=1, description="outer steps between resumable checkpoints")

@@ -20,7 +20,9 @@ from pydantic import Field, field_validator, model_validator
 
 from expc.runtime.api import OpError
 from expc.runtime.ops.optim import check_optimizer
-from expc.runtime.registry import Input, op
+from expc.runtime.ops.petri import (DishHidden, DishInnerLr, DishInnerMomentum, DishInnerSteps, DishInputs,
+                                    DishOuter, DishPoints)
+from expc.runtime.registry import op
 from expc.runtime.search.strategy import StrategyParams
 
 
@@ -32,13 +34,13 @@ class PetriParams(StrategyParams):
     initial: int = Field(6, ge=2, le=100_000, description="random motifs of generation 0 (the first ground truth)")
     screen: int = Field(200, ge=1, le=1_000_000, description="random motifs the dish scores each generation")
     top: int = Field(2, ge=1, le=100_000, description="the best-scored of them: the next generation, trained for real")
-    inputs: int = Field(2, ge=1, le=64, description="inputs of the dish network")
-    hidden: int = Field(2, ge=1, le=64, description="hidden units of the dish network (the motif is their activation)")
-    points: int = Field(20, ge=1, le=10_000, description="synthetic training points (and as many validation points)")
-    inner_steps: int = Field(20, ge=1, le=10_000, description="SGD steps of each dish on its training points")
-    inner_lr: float = Field(0.1, gt=0, le=100, description="the dishes' learning rate")
-    inner_momentum: float = Field(0.0, ge=0, lt=1, description="the dishes' momentum")
-    outer: Input["optimizer"] = Field({"$op": "adam", "lr": 0.03}, description="the optimizer of the synthetic points")
+    inputs: DishInputs
+    hidden: DishHidden
+    points: DishPoints
+    inner_steps: DishInnerSteps
+    inner_lr: DishInnerLr
+    inner_momentum: DishInnerMomentum
+    outer: DishOuter
     outer_steps: int = Field(300, ge=1, le=1_000_000, description="meta-training steps of each generation's dish")
 
     @field_validator("outer")
