@@ -30,23 +30,12 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from expc.runtime.api import OpError, node_seed
-from expc.runtime.continual import metrics
+from expc.runtime.continual import ada, metrics
+from expc.runtime.continual.seeds import generator, seed_of
 from expc.runtime.continual.bodies import NoLayer, load_body
 
 CHECKPOINT = "continual.json"
 FORMAT = 1
-SCORE_EXAMPLES = 500  # target examples a transferability score reads
-
-
-def _seed(*parts: int) -> int:
-    h = 0
-    for x in parts:
-        h = (h * 0x9E3779B97F4A7C15 + int(x) + 1) % 2**63
-    return h
-
-
-def _gen(*parts: int) -> torch.Generator:
-    return torch.Generator().manual_seed(_seed(*parts))
 
 
 class State:
@@ -120,7 +109,7 @@ class Runner:
     def batches(self, n: int, t: int, epochs: int):
         per_epoch = math.ceil(n / self.p.batch)
         for e in range(epochs):
-            order = torch.randperm(n, generator=_gen(self.seed, t, e)).to(self.device)
+            order = torch.randperm(n, generator=generator(self.seed, t, e)).to(self.device)
             for i in range(per_epoch):
                 yield order[i * self.p.batch : (i + 1) * self.p.batch]
 
@@ -156,13 +145,13 @@ class Runner:
         Xtr, ytr, _, _ = self.task(t)
         classes = self.stream.classes[t]
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(_seed(self.seed, t, 7))
+            torch.manual_seed(seed_of(self.seed, t, 7))
             self.state.heads.append(nn.Linear(self.body.width, classes).to(self.device))
         head = self.state.heads[t]
         if self.name in ("adapters", "ada"):
             a = self.method.adapter
             new = f"task{t}" if self.name == "adapters" else "new"
-            self.body.add_adapter(new, a.bottleneck, a.at, _seed(self.seed, t, 11))
+            self.body.add_adapter(new, a.bottleneck, a.at, seed_of(self.seed, t, 11))
             self.state.adapter_of.append(new)
             params = self.body.adapter_parameters(new) + list(head.parameters())
         else:
@@ -197,10 +186,10 @@ class Runner:
         if self.name == "ewc":
             self._add_fisher(t)
         elif self.name == "replay":
-            pick = torch.randperm(len(Xtr), generator=_gen(self.seed, t, 13))[: self.method.per_task]
+            pick = torch.randperm(len(Xtr), generator=generator(self.seed, t, 13))[: self.method.per_task]
             self.state.buffer.append(pick.sort().values)
         elif self.name == "ada":
-            self._ada_place(t)
+            ada.place(self, t)
         backbone = {id(q) for q in self.body.backbone_parameters()}
         for q in params:
             if id(q) not in backbone or not self.trains_body:
@@ -219,7 +208,7 @@ class Runner:
         """The empirical Fisher diagonal of task t at the weights just trained: squared gradients of each
         example's log-likelihood of its label, averaged over `samples` examples."""
         Xtr, ytr, _, _ = self.task(t)
-        pick = torch.randperm(len(Xtr), generator=_gen(self.seed, t, 17))[: self.method.samples].to(self.device)
+        pick = torch.randperm(len(Xtr), generator=generator(self.seed, t, 17))[: self.method.samples].to(self.device)
         named = self._backbone_named()
         fisher = {n: torch.zeros_like(q) for n, q in named}
         for i in pick:
@@ -251,7 +240,7 @@ class Runner:
         own task's head (shared mode: over every class seen so far)."""
         sizes = [len(b) for b in self.state.buffer]
         total = sum(sizes)
-        draw = torch.randint(total, (min(self.p.batch, total),), generator=_gen(self.seed, t, 19, step))
+        draw = torch.randint(total, (min(self.p.batch, total),), generator=generator(self.seed, t, 19, step))
         bounds = np.cumsum([0, *sizes])
         losses, count = [], 0
         for j in range(t):
@@ -264,90 +253,6 @@ class Runner:
             losses.append(F.cross_entropy(logits, self.target(yj[idx], j), reduction="sum"))
             count += len(mine)
         return torch.stack(losses).sum() / count
-
-    # -- ADA --------------------------------------------------------------------------------------------
-
-    def _ada_place(self, t: int) -> None:
-        """The new adapter joins the pool while it has room; afterwards the pool adapter that transfers
-        best to task t (by the method's score) and the new adapter are distilled into that slot."""
-        m, body, st = self.method, self.body, self.state
-        a = m.adapter
-        if len(st.slots) < m.pool:
-            s = len(st.slots)
-            slot = f"slot{s}"
-            body.add_adapter(slot, a.bottleneck, a.at, 0)
-            body.load_adapter_state(slot, body.adapter_state("new"))
-            body.remove_adapter("new")
-            st.slots.append(slot)
-            st.adapter_of[t] = slot
-            st.choices.append({"task": t, "slot": s, "scores": None, "distilled": False})
-            return
-        scores = [self._score(s, t) for s in range(len(st.slots))]
-        s = int(np.argmax(scores))
-        slot = st.slots[s]
-        served = [j for j in range(t) if st.adapter_of[j] == slot]
-        self._distill(slot, served, t)
-        body.remove_adapter("new")
-        st.adapter_of[t] = slot
-        st.choices.append({"task": t, "slot": s, "scores": scores, "distilled": True, "served": served})
-
-    @torch.no_grad()
-    def _score(self, s: int, t: int) -> float:
-        from expc.runtime.continual.transfer import leep, transrate
-
-        m, st = self.method, self.state
-        if m.score == "random":
-            return float(np.random.default_rng(_seed(self.seed, t, 23)).random(len(st.slots))[s])
-        Xtr, ytr, _, _ = self.task(t)
-        X, y = Xtr[:SCORE_EXAMPLES], ytr[:SCORE_EXAMPLES]
-        slot = st.slots[s]
-        self.body.set_adapter(slot)
-        feats = self.body.features(X)
-        if m.score == "transrate":
-            return transrate(feats.double().cpu().numpy(), y.cpu().numpy())
-        # each head the slot serves is a source classifier; their mean LEEP (one distribution over the
-        # union of their labels would favour the slot serving more tasks: LEEP grows with the labels)
-        served = [j for j in range(t) if st.adapter_of[j] == slot]
-        ys = y.cpu().numpy()
-        return float(np.mean([leep(torch.softmax(st.heads[j](feats).double(), 1).cpu().numpy(), ys,
-                                   self.stream.classes[t]) for j in served]))
-
-    def _distill(self, slot: str, served: list[int], t: int) -> None:
-        """Train a student adapter (starting from the slot's) so that, under it, the heads of the tasks
-        the slot serves give what they give under the slot's adapter, and task t's head what it gives
-        under the new adapter: KL divergence of temperature-softened outputs (Hinton et al. 2015),
-        times T^2, on task t's training examples (the only data at hand)."""
-        d, body, heads = self.method.distill, self.body, self.state.heads
-        Xtr = self.task(t)[0]
-        body.add_adapter("student", self.method.adapter.bottleneck, self.method.adapter.at, 0)
-        body.load_adapter_state("student", body.adapter_state(slot))
-        params = body.adapter_parameters("student")
-        for q in params:
-            q.requires_grad_(True)
-        opt = torch.optim.Adam(params, lr=d.lr)
-        T = d.temperature
-        gen = _gen(self.seed, t, 29)
-        for step in range(d.steps):
-            idx = torch.randint(len(Xtr), (min(d.batch, len(Xtr)),), generator=gen).to(self.device)
-            x = Xtr[idx]
-            with torch.no_grad():
-                body.set_adapter(slot)
-                f_old = body.features(x)
-                body.set_adapter("new")
-                f_new = body.features(x)
-                teachers = [heads[j](f_old) for j in served] + [heads[t](f_new)]
-            body.set_adapter("student")
-            for q in params:
-                q.requires_grad_(True)
-            f = body.features(x)
-            students = [heads[j](f) for j in [*served, t]]
-            loss = sum(F.kl_div(F.log_softmax(s / T, 1), F.softmax(te / T, 1), reduction="batchmean")
-                       for s, te in zip(students, teachers)) * (T * T) / len(students)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        body.load_adapter_state(slot, body.adapter_state("student"))
-        body.remove_adapter("student")
 
     # -- evaluation -------------------------------------------------------------------------------------
 
