@@ -101,14 +101,13 @@ def plastic_rnn(p: PlasticRnnParams, ctx=None) -> PlasticRnnParams:
     return p
 
 
-# what each kind of architecture trains on: fit's model and data must agree (a check-time type error,
-# see runtime/ops/fit.py TRAINS_ON; and when fit runs, in expc.runtime.plastic.train)
-TRAINS_ON = {"recurrent": "episodes", "net": "tensors"}
-
-
 def pairing_problem(arch: str, arch_type: str, data_type: str) -> str | None:
-    """Why an architecture of type `arch_type` cannot be fit to data of `data_type`, or None."""
-    wanted = TRAINS_ON.get(arch_type)
+    """Why an architecture of type `arch_type` cannot be fit to data of `data_type`, or None: fit's own
+    rule (runtime/ops/fit.py TRAINS_ON, a check-time type error), asked again when fit runs, for data
+    whose type the checker could not know."""
+    from expc.runtime.ops.fit import TRAINS_ON
+
+    wanted = dict(TRAINS_ON.table).get(arch_type, (None,))[0]
     if wanted is None or data_type == wanted:
         return None
     other = {"episodes": "rnn(...), lstm(...) or plastic_rnn(...)", "tensors": "mlp(...) or cnn(...)"}.get(data_type)
